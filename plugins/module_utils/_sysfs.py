@@ -1,0 +1,126 @@
+# Copyright: mountops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Small, pure helpers for reading sysfs/procfs trees under an injectable root.
+
+Shared by the facts modules and the probe: the kernel's range-list format ("0-3,8,10-11"),
+tolerant single-value reads, and the CPU -> NUMA node map.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+class RangeListError(ValueError):
+    """A sysfs range list ("0-3,8") that does not parse."""
+
+
+_RANGE_RE = re.compile(r"^(\d+)(?:-(\d+))?(?::(\d+)/(\d+))?$")
+
+
+def parse_range_list(text):
+    """Parse the kernel's cpulist/nodelist format into a sorted list of ints.
+
+    Accepts the forms the kernel prints (``bitmap_print_to_pagebuf`` list form) and the
+    ``N-M:used/group`` form accepted on input. An empty string is an empty set.
+    """
+    values = set()
+    text = text.strip()
+    if not text:
+        return []
+    for part in text.split(","):
+        match = _RANGE_RE.match(part.strip())
+        if not match:
+            raise RangeListError(f"not a range list: {text!r}")
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else start
+        if end < start:
+            raise RangeListError(f"descending range {part!r} in {text!r}")
+        if match.group(3) is None:
+            values.update(range(start, end + 1))
+            continue
+        used, group = int(match.group(3)), int(match.group(4))
+        if group == 0 or used > group:
+            raise RangeListError(f"bad stride {part!r} in range list {text!r}")
+        for base in range(start, end + 1, group):
+            values.update(v for v in range(base, min(base + used, end + 1)))
+    return sorted(values)
+
+
+def format_range_list(values):
+    """Inverse of parse_range_list: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
+    ordered = sorted(set(values))
+    parts = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else "%d-%d" % (ordered[i], ordered[j]))
+        i = j + 1
+    return ",".join(parts)
+
+
+def read_text(path, default=None):
+    """Return the stripped content of a small file, or ``default`` if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return default
+
+
+def read_int(path, default=None):
+    text = read_text(path)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def node_ids(sysfs_root="/sys", which="online"):
+    """NUMA node ids from ``devices/system/node/<which>`` (``online``, ``possible``, ``has_cpu`` ...).
+
+    Falls back to the ``nodeN`` directories when the list file is missing; returns [] when the
+    kernel has no NUMA directory at all (CONFIG_NUMA off or a masked /sys).
+    """
+    base = os.path.join(sysfs_root, "devices/system/node")
+    text = read_text(os.path.join(base, which))
+    if text is not None:
+        try:
+            return parse_range_list(text)
+        except RangeListError:
+            pass
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    return sorted(int(n[4:]) for n in names if n.startswith("node") and n[4:].isdigit())
+
+
+def cpu_node_map(sysfs_root="/sys"):
+    """Map each CPU id to its NUMA node id, from ``nodeN/cpulist``.
+
+    Without a NUMA directory every CPU listed in ``cpu/present`` belongs to node 0, which is how
+    the kernel behaves with CONFIG_NUMA off.
+    """
+    mapping = {}
+    base = os.path.join(sysfs_root, "devices/system/node")
+    for node in node_ids(sysfs_root, "online"):
+        text = read_text(os.path.join(base, "node%d" % node, "cpulist"), "")
+        try:
+            cpus = parse_range_list(text)
+        except RangeListError:
+            continue
+        for cpu in cpus:
+            mapping[cpu] = node
+    if mapping:
+        return mapping
+    present = read_text(os.path.join(sysfs_root, "devices/system/cpu/present"), "")
+    try:
+        return {cpu: 0 for cpu in parse_range_list(present)}
+    except RangeListError:
+        return {}
