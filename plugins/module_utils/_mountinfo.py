@@ -7,6 +7,7 @@ backslash as octal (\\040 \\011 \\012 \\134) in root, mount point, fs type and s
 on the hot path of an audit (tens of thousands of lines per host), so the line loop does the
 least work it can: one split, escapes only when a backslash is present.
 """
+
 from __future__ import annotations
 
 import re
@@ -210,11 +211,7 @@ def parse_mountinfo(data, source="mountinfo"):
     """Parse a whole mountinfo file (bytes) into a list of Mount; MountinfoError on a bad line."""
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
-    return [
-        parse_line(line, source, lineno)
-        for lineno, line in enumerate(data.split(b"\n"), 1)
-        if line
-    ]
+    return [parse_line(line, source, lineno) for lineno, line in enumerate(data.split(b"\n"), 1) if line]
 
 
 def nsfs_target(mount):

@@ -7,6 +7,7 @@ load: one read per namespace (deduplicated on the nsfs device+inode), in a fixed
 first), inside a namespace-count and wall-time budget. Processes come and go during the scan;
 those are counted and skipped, never fatal.
 """
+
 from __future__ import annotations
 
 import errno
@@ -43,7 +44,12 @@ class Owner:
         self.unit = unit
 
     def to_dict(self):
-        return {"kind": self.kind, "runtime": self.runtime, "container_id": self.container_id, "unit": self.unit}
+        return {
+            "kind": self.kind,
+            "runtime": self.runtime,
+            "container_id": self.container_id,
+            "unit": self.unit,
+        }
 
 
 class Namespace:
@@ -373,7 +379,8 @@ def collect(
             else "run as root for a complete picture"
         )
         collection.warnings.append(
-            "%d processes could not be inspected (permission denied); %s" % (collection.processes_denied, advice)
+            "%d processes could not be inspected (permission denied); %s"
+            % (collection.processes_denied, advice)
         )
     collection.duration_ms = round((clock() - started) * 1000.0, 3)
     return collection

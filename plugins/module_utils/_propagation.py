@@ -10,6 +10,7 @@ master group's peer ring; the predicted read cost of a namespace is therefore th
 slave mounts, of the size of the master group (at least 1: the walk visits the master even
 when we could not see the rest of its ring).
 """
+
 from __future__ import annotations
 
 from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import (

@@ -7,6 +7,7 @@ mountinfo. It deliberately leaves ``STATMOUNT_PROPAGATE_FROM`` out of the reques
 the part that walks the master's peer ring (``get_dominating_id``), the very cost an audit of
 a contended host must not add.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -94,7 +95,9 @@ class StatmountReader:
         last = 0
         while True:
             self._set_req(LSMT_ROOT, last, ns_id)
-            count = self._call("listmount", self._req, self._ids, ctypes.c_size_t(_LIST_BATCH), ctypes.c_uint(0))
+            count = self._call(
+                "listmount", self._req, self._ids, ctypes.c_size_t(_LIST_BATCH), ctypes.c_uint(0)
+            )
             ids.extend(self._ids[:count])
             if count < _LIST_BATCH:
                 return ids
