@@ -25,7 +25,8 @@ from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import (
 
 _GONE = (errno.ENOENT, errno.ESRCH, errno.EINVAL)  # exited, or a zombie without a mount ns
 _DENIED = (errno.EACCES, errno.EPERM)
-_READ_ATTEMPTS = 3  # pids of one namespace tried before it counts as skipped
+_READ_ATTEMPTS = 3
+CLONE_NEWNS = 0x00020000  # pids of one namespace tried before it counts as skipped
 
 BACKENDS = ("auto", "mountinfo", "statmount")
 
@@ -389,8 +390,8 @@ def collect(
 def _find_pinned(proc_root, collection, reader):
     """Namespaces kept alive only by an nsfs bind mount (``mnt:[INO]`` roots) have no process.
 
-    They are reported with the bind mounts that pin them; with the statmount backend their mount
-    table is read too, through the bind mount, without entering them.
+    They are reported with the bind mounts that pin them, and their mount table is read through
+    the bind mount: statmount by namespace ID, or mountinfo from a child that setns()-es into it.
     """
     known = {ns.inode for ns in collection.namespaces}
     known.update(collection.skipped)
@@ -406,8 +407,7 @@ def _find_pinned(proc_root, collection, reader):
                 holder.owner = Owner("pinned")
             holder.pinned_by.append((ns.inode, ns.pid, mount.mount_point))
     for holder in pinned.values():
-        if reader is not None:
-            _read_pinned(reader, proc_root, holder)
+        _read_pinned(reader, proc_root, holder)
         collection.namespaces.append(holder)
 
 
@@ -419,9 +419,53 @@ def _read_pinned(reader, proc_root, holder):
         except OSError:
             continue
         try:
-            holder.mounts = reader.read_namespace(fd)
+            if os.fstat(fd).st_ino != holder.inode:
+                continue  # unmounted or replaced since we read the pinning namespace
+            if reader is not None:
+                holder.mounts = reader.read_namespace(fd)
+            else:
+                holder.mounts = parse_mountinfo(
+                    _mountinfo_via_setns(proc_root, fd), "pinned mnt:[%d]" % holder.inode
+                )
             return
-        except OSError:
+        except (OSError, MountinfoError):
             continue
         finally:
             os.close(fd)
+
+
+def _mountinfo_via_setns(proc_root, ns_fd):
+    """Read the mountinfo of the namespace behind ``ns_fd`` from a forked child that joins it.
+
+    setns(CLONE_NEWNS) needs a single-threaded caller and changes the caller's root, so it is
+    done in a throwaway child; the child reads its own mountinfo through a proc directory fd
+    opened before the switch (the target namespace need not have /proc mounted).
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        status = 1
+        try:
+            os.close(read_end)
+            proc_dir = os.open(os.path.join(proc_root, str(os.getpid())), os.O_RDONLY | os.O_DIRECTORY)
+            if libc.setns(ns_fd, CLONE_NEWNS) == 0:
+                info = os.open("mountinfo", os.O_RDONLY, dir_fd=proc_dir)
+                while True:
+                    chunk = os.read(info, 1 << 16)
+                    if not chunk:
+                        break
+                    os.write(write_end, chunk)
+                status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as pipe:
+        chunks.append(pipe.read())
+    _pid, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(errno.EPERM, "could not enter pinned namespace (setns failed)")
+    return b"".join(chunks)
