@@ -29,6 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BASE = "/run/mountops-test"
+_CHILDREN = []  # Popen objects kept referenced: a collected Popen gets reaped, and zombies must stay
 ODD_NAMES = (b"dir with space", b"new\nline", b"bad\xffutf8", b"tab\there", b"back\\slash")
 
 
@@ -82,6 +83,9 @@ def build(spec):
             proc = subprocess.Popen(["unshare", "--mount", "--propagation", propagation, "sleep", "600"])
             procs.append(proc)
             roles[role].append(_wait_unshared(proc, me))
+    for _ in range(spec.get("zombies", 0)):
+        procs.append(subprocess.Popen(["true"]))  # never waited for: a zombie during the scan
+    time.sleep(0.05 if spec.get("zombies") else 0)
     pins = os.path.join(BASE, "pins")
     os.mkdir(pins)
     for index in range(spec.get("pinned", 0)):
@@ -94,6 +98,7 @@ def build(spec):
         os.makedirs(state_dir)
         with open(os.path.join(state_dir, "state.json"), "w") as handle:
             json.dump({"id": "ctr-test", "init_process_pid": procs[0].pid}, handle)
+    _CHILDREN.extend(procs)
     return roles, run_root, names
 
 

@@ -190,7 +190,8 @@ def _host_key(proc_root, collection):
     """The host mount namespace: PID 1's, else kthreadd's (kernel threads live in the initial one).
 
     PID 1 can be unreadable even to root (a non-dumpable init in a sandbox); PID 2 is kthreadd
-    only in the initial PID namespace, so its comm is checked before it is trusted.
+    only in the initial PID namespace, so its comm is checked before it is trusted. Without root
+    neither is readable: the caller's own namespace is assumed, and a warning says so.
     """
     try:
         key = namespace_key(proc_root, 1)
@@ -209,9 +210,19 @@ def _host_key(proc_root, collection):
             return key
         except OSError:
             pass
-    raise CollectorError(
-        "cannot identify the host mount namespace from %s/1/ns/mnt: %s" % (proc_root, first_error.strerror)
+    try:
+        key = namespace_key(proc_root, "self")
+    except OSError:
+        raise CollectorError(
+            "cannot identify the host mount namespace from %s/1/ns/mnt: %s"
+            % (proc_root, first_error.strerror)
+        ) from None
+    collection.host_namespace_source = "self (assumed; pid 1 unreadable: %s)" % first_error.strerror
+    collection.warnings.append(
+        "%s/1/ns/mnt is unreadable (%s); assuming this process runs in the host mount namespace"
+        % (proc_root, first_error.strerror)
     )
+    return key
 
 
 def enumerate_namespaces(proc_root, collection):
