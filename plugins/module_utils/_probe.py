@@ -1,0 +1,617 @@
+# Copyright: mountops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run the contention probe for a bounded time, then analyse what it printed.
+
+``run_bpftrace`` is the only part that touches the system. ``analyse`` and ``verdict`` are pure
+(parsed output + plan + CPU -> node map in, result dict out) and tested on captured output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import subprocess
+import time
+
+from ansible_collections.mountops.fleet.plugins.module_utils import _probe_parse as parse
+from ansible_collections.mountops.fleet.plugins.module_utils import _probe_programs as programs
+
+# --------------------------------------------------------------------------------------------
+# Running bpftrace
+# --------------------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+
+
+class ProbeRun:
+    """What one bpftrace run left: raw output, how it stopped, how long it took."""
+
+    def __init__(self, stdout, stderr, returncode, stopped_by, wall_s, pid):
+        self.stdout = stdout
+        self.stderr = stderr
+        self.returncode = returncode
+        self.stopped_by = stopped_by
+        self.wall_s = wall_s
+        self.pid = pid
+
+
+class _Terminated(Exception):
+    """The module got SIGTERM/SIGHUP while bpftrace ran (Ansible task timeout, ^C on ssh)."""
+
+
+def _die_with_parent(parent_pid):
+    """preexec_fn: let the kernel SIGKILL bpftrace if the module process dies for any reason."""
+
+    def _set():
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except Exception:  # noqa: BLE001 - best effort; the in-program exit() still bounds it
+            pass
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return _set
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated("signal %d" % signum)
+
+
+def run_bpftrace(bpftrace, program, timeout, grace=5.0, env=None):
+    """Run ``bpftrace -f json -`` with ``program`` on stdin; never leave the process behind.
+
+    Why not ``module.run_command``: a bounded tracer needs (1) SIGINT first, so bpftrace runs END
+    and prints the maps it has (a timeout still yields a partial result), then SIGKILL after
+    ``grace``; (2) its own process group, so the signal reaches everything it started; (3)
+    PR_SET_PDEATHSIG, so even a SIGKILLed module cannot orphan a tracer that keeps programs
+    attached. run_command offers none of these. The program also bounds itself (``interval``
+    + ``exit()``); this is the outside bound.
+    """
+    started = time.monotonic()
+    run_env = dict(os.environ)
+    run_env.update(env or {})
+    run_env["LC_ALL"] = "C"
+    proc = subprocess.Popen(
+        [bpftrace, "-f", "json", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=run_env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - single-threaded module
+    )
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        # Outside the main thread (a test runner) signal() raises: keep the default handlers.
+        with contextlib.suppress(ValueError, OSError):
+            previous[signum] = signal.signal(signum, _raise_terminated)
+    stopped_by = "exit"
+    stdout = stderr = b""
+    try:
+        try:
+            stdout, stderr = proc.communicate(program.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stopped_by = "timeout"
+            _signal_group(proc, signal.SIGINT)
+            try:
+                stdout, stderr = proc.communicate(timeout=grace)
+            except subprocess.TimeoutExpired:
+                stopped_by = "killed"
+                _signal_group(proc, signal.SIGKILL)
+                stdout, stderr = proc.communicate()
+    except BaseException:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    return ProbeRun(stdout, stderr, proc.returncode, stopped_by, time.monotonic() - started, proc.pid)
+
+
+def _signal_group(proc, signum):
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+# --------------------------------------------------------------------------------------------
+
+# Functions of fs/namespace.c and fs/pnode.c (and the mount syscalls' entry stubs) whose presence
+# in a lock-wait stack attributes the wait to the mount code (DESIGN.md §4).
+MOUNT_FUNCTIONS = frozenset(
+    (
+        "copy_mnt_ns",
+        "copy_tree",
+        "clone_mnt",
+        "alloc_vfsmnt",
+        "free_vfsmnt",
+        "mntput_no_expire",
+        "mntput",
+        "namespace_unlock",
+        "cleanup_mnt",
+        "delayed_mntput",
+        "attach_recursive_mnt",
+        "path_mount",
+        "path_umount",
+        "do_mount",
+        "do_new_mount",
+        "do_new_mount_fc",
+        "do_loopback",
+        "do_move_mount",
+        "do_move_mount_old",
+        "do_change_type",
+        "do_reconfigure_mnt",
+        "do_remount",
+        "do_umount",
+        "umount_tree",
+        "graft_tree",
+        "lock_mount",
+        "do_lock_mount",
+        "unlock_mount",
+        "mnt_set_mountpoint",
+        "commit_tree",
+        "put_mnt_ns",
+        "free_mnt_ns",
+        "mnt_ns_release",
+        "show_mountinfo",
+        "show_vfsmnt",
+        "mounts_open_common",
+        "m_start",
+        "get_dominating_id",
+        "vfs_create_mount",
+        "fc_mount",
+        "do_mount_setattr",
+        "mount_setattr_prepare",
+        "open_detached_copy",
+        "__do_loopback",
+        "drop_collected_mounts",
+        "dissolve_on_fput",
+        "do_set_group",
+        "__legitimize_mnt",
+        "legitimize_mnt",
+        "mnt_get_count",
+        "may_umount_tree",
+        "create_new_namespace",
+        "do_statmount",
+        "do_listmount",
+        "grab_requested_mnt_ns",
+    )
+)
+MOUNT_PREFIXES = ("propagate_", "namespace_", "umount_", "__detach_mounts", "detach_mounts")
+_SYSCALL_STUB_RE = re.compile(
+    r"^__(?:x64|arm64|ia32|se|do|riscv|s390x)_sys_"
+    r"(?:mount|umount|oldumount|open_tree|open_tree_attr|move_mount|mount_setattr|fsmount|fspick|"
+    r"statmount|listmount)$"
+)
+_FRAME_RE = re.compile(r"^(?P<name>[^+\s]+)(?:\+(?P<off>\w+))?")
+_SYMBOL_SUFFIX_RE = re.compile(r"(?:\.(?:isra|constprop|part|cold|llvm)\.\d+)+$")
+
+# Lock kind from the slow-path frame at the top of the stack (first match wins).
+LOCK_KINDS = (
+    ("rwsem_down_write_slowpath", "rwsem-write"),
+    ("rwsem_down_read_slowpath", "rwsem-read"),
+    ("percpu_rwsem", "percpu-rwsem"),
+    ("__mutex_lock", "mutex"),
+    ("mutex_lock", "mutex"),
+    ("rt_mutex", "rt-mutex"),
+    ("queued_read_lock_slowpath", "rwlock-read"),
+    ("queued_write_lock_slowpath", "rwlock-write"),
+    ("queued_spin_lock_slowpath", "spinlock"),
+)
+
+DEFAULT_THRESHOLDS = {
+    "mount_ops_per_sec": {"warn": 100.0, "critical": 1000.0},
+    "mount_lock_wait_ms_per_sec": {"warn": 5.0, "critical": 50.0},
+    "syscall_p99_ms": {"warn": 10.0, "critical": 100.0},
+    "mountinfo_read_ms_per_sec": {"warn": 20.0, "critical": 200.0},
+    "min_calls_for_latency": 20,
+}
+
+
+def frame_name(frame):
+    """``'get_dominating_id.isra.0+0x12'`` / ``'path_mount+1002'`` -> ``'get_dominating_id'``."""
+    match = _FRAME_RE.match(frame.strip())
+    if not match:
+        return ""
+    return _SYMBOL_SUFFIX_RE.sub("", match.group("name"))
+
+
+def is_mount_frame(name):
+    return name in MOUNT_FUNCTIONS or name.startswith(MOUNT_PREFIXES) or bool(_SYSCALL_STUB_RE.match(name))
+
+
+def stack_frames(stack_text):
+    return [line.strip() for line in stack_text.splitlines() if line.strip()]
+
+
+def lock_kind(frames):
+    for frame in frames[:4]:
+        name = frame_name(frame)
+        for needle, kind in LOCK_KINDS:
+            if needle in name:
+                return kind
+    return "other"
+
+
+def family_of(field, numbers):
+    """A syscall map key field (number or probe name) -> family name, or None."""
+    field = field.strip()
+    if field.lstrip("-").isdigit():
+        wanted = int(field)
+        for family, number in (numbers or {}).items():
+            if number == wanted and family in programs.SYSCALL_FAMILIES:
+                return family
+        return None
+    for prefix in ("tracepoint:syscalls:sys_enter_", "tracepoint:syscalls:sys_exit_"):
+        if field.startswith(prefix):
+            return field[len(prefix) :]
+    return None
+
+
+def _ms(ns):
+    return round(ns / 1e6, 3)
+
+
+def _us(ns):
+    return None if ns is None else round(ns / 1e3, 1)
+
+
+def _rate(value, seconds):
+    return round(value / seconds, 3) if seconds > 0 else None
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def analyse_syscalls(out, plan, seconds, top):
+    numbers = plan.get("numbers")
+    families = {
+        f: {"calls": 0, "completed": 0, "errors": 0, "total_ms": 0.0, "p50_us": None, "p99_us": None}
+        for f in plan.get("families", [])
+    }
+    by_comm, by_ns = {}, {}
+    for key, count in (out.get("@sc_calls") or {}).items():
+        mntns, field, comm = parse.split_key(key, 3)
+        family = family_of(field, numbers)
+        if family not in families:
+            continue
+        families[family]["calls"] += _int(count)
+        by_comm.setdefault(comm, {}).setdefault(family, 0)
+        by_comm[comm][family] += _int(count)
+        by_ns[mntns] = by_ns.get(mntns, 0) + _int(count)
+    for field, buckets in (out.get("@sc_lat") or {}).items():
+        family = family_of(field, numbers)
+        if family in families:
+            families[family]["completed"] = parse.hist_total(buckets)
+            families[family]["p50_us"] = _us(parse.hist_percentile(buckets, 0.50))
+            families[family]["p99_us"] = _us(parse.hist_percentile(buckets, 0.99))
+    for field, total in (out.get("@sc_ns") or {}).items():
+        family = family_of(field, numbers)
+        if family in families:
+            families[family]["total_ms"] = _ms(_int(total))
+    for field, errors in (out.get("@sc_err") or {}).items():
+        family = family_of(field, numbers)
+        if family in families:
+            families[family]["errors"] = _int(errors)
+    for info in families.values():
+        info["per_sec"] = _rate(info["calls"], seconds)
+    total = sum(f["calls"] for f in families.values())
+    comms = sorted(by_comm.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    namespaces = sorted(by_ns.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "calls": total,
+        "per_sec": _rate(total, seconds),
+        "total_ms": round(sum(f["total_ms"] for f in families.values()), 3),
+        "families": families,
+        "by_comm": [{"comm": c, "calls": sum(f.values()), "families": f} for c, f in comms[:top]],
+        "by_mnt_ns": [{"mnt_ns": int(ns), "calls": n} for ns, n in namespaces[:top]],
+        "mnt_namespaces": len(by_ns),
+    }
+
+
+def analyse_locks(out, seconds, cpu_nodes, top):
+    per_cpu, stacks = {}, {}
+    totals = {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0}
+    for key, stats in (out.get("@lk") or {}).items():
+        cpu_text, stack_text = parse.split_key(key, 2)
+        cpu = _int(cpu_text)
+        count = _int(stats.get("count")) if isinstance(stats, dict) else _int(stats)
+        wait_ns = _int(stats.get("total")) if isinstance(stats, dict) else 0
+        frames = stack_frames(stack_text)
+        mount = any(is_mount_frame(frame_name(f)) for f in frames)
+        row = per_cpu.setdefault(cpu, {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0})
+        row["waits"] += count
+        row["wait_ns"] += wait_ns
+        totals["waits"] += count
+        totals["wait_ns"] += wait_ns
+        if mount:
+            row["mount_waits"] += count
+            row["mount_wait_ns"] += wait_ns
+            totals["mount_waits"] += count
+            totals["mount_wait_ns"] += wait_ns
+        entry = stacks.setdefault(
+            "\n".join(frames), {"frames": frames, "waits": 0, "wait_ns": 0, "mount": mount, "cpus": set()}
+        )
+        entry["waits"] += count
+        entry["wait_ns"] += wait_ns
+        entry["cpus"].add(cpu)
+
+    by_cpu = []
+    for cpu in sorted(per_cpu):
+        row = per_cpu[cpu]
+        by_cpu.append(
+            {
+                "cpu": cpu,
+                "node": cpu_nodes.get(cpu),
+                "waits": row["waits"],
+                "wait_ms": _ms(row["wait_ns"]),
+                "mount_waits": row["mount_waits"],
+                "mount_wait_ms": _ms(row["mount_wait_ns"]),
+            }
+        )
+    by_node = _by_node(per_cpu, cpu_nodes)
+    mount_stacks = sorted(
+        (s for s in stacks.values() if s["mount"]), key=lambda s: (-s["wait_ns"], -s["waits"])
+    )
+    other_stacks = sorted(
+        (s for s in stacks.values() if not s["mount"]), key=lambda s: (-s["wait_ns"], -s["waits"])
+    )
+    return {
+        "waits": totals["waits"],
+        "wait_ms": _ms(totals["wait_ns"]),
+        "mount": {
+            "waits": totals["mount_waits"],
+            "wait_ms": _ms(totals["mount_wait_ns"]),
+            "wait_ms_per_sec": _rate(totals["mount_wait_ns"] / 1e6, seconds),
+            "waits_per_sec": _rate(totals["mount_waits"], seconds),
+        },
+        "other": {
+            "waits": totals["waits"] - totals["mount_waits"],
+            "wait_ms": _ms(totals["wait_ns"] - totals["mount_wait_ns"]),
+            "wait_ms_per_sec": _rate((totals["wait_ns"] - totals["mount_wait_ns"]) / 1e6, seconds),
+        },
+        "mount_share": round(totals["mount_wait_ns"] / totals["wait_ns"], 4) if totals["wait_ns"] else None,
+        "by_cpu": by_cpu,
+        "by_node": by_node,
+        "node_evenness": node_evenness(by_node),
+        "top_mount_stacks": [_stack_row(s) for s in mount_stacks[:top]],
+        "top_other_stacks": [_stack_row(s) for s in other_stacks[: max(1, top // 2)]],
+        "distinct_stacks": len(stacks),
+    }
+
+
+def _stack_row(stack):
+    return {
+        "lock": lock_kind(stack["frames"]),
+        "frames": stack["frames"],
+        "waits": stack["waits"],
+        "wait_ms": _ms(stack["wait_ns"]),
+        "cpus": sorted(stack["cpus"]),
+    }
+
+
+def _by_node(per_cpu, cpu_nodes):
+    nodes = {}
+    for node in cpu_nodes.values():
+        nodes.setdefault(
+            node, {"node": node, "cpus": 0, "waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0}
+        )
+        nodes[node]["cpus"] += 1
+    for cpu, row in per_cpu.items():
+        node = cpu_nodes.get(cpu)
+        entry = nodes.setdefault(
+            node, {"node": node, "cpus": 0, "waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0}
+        )
+        for key in ("waits", "wait_ns", "mount_waits", "mount_wait_ns"):
+            entry[key] += row[key]
+    total_mount = sum(n["mount_wait_ns"] for n in nodes.values())
+    result = []
+    for node in sorted(nodes, key=lambda n: (n is None, n if n is not None else 0)):
+        entry = nodes[node]
+        result.append(
+            {
+                "node": node,
+                "cpus": entry["cpus"],
+                "waits": entry["waits"],
+                "wait_ms": _ms(entry["wait_ns"]),
+                "mount_waits": entry["mount_waits"],
+                "mount_wait_ms": _ms(entry["mount_wait_ns"]),
+                "mount_wait_share": round(entry["mount_wait_ns"] / total_mount, 4) if total_mount else None,
+            }
+        )
+    return result
+
+
+def node_evenness(by_node):
+    """How evenly mount-code lock waits spread over the NUMA nodes that have CPUs: 0..1.
+
+    Normalised Shannon entropy of each node's mount wait *per CPU* (so a node with twice the
+    CPUs is expected to wait twice as long). 1.0 = perfectly even, 0.0 = all on one node. None
+    with fewer than two nodes or no mount waits: nothing to compare.
+    """
+    rows = [n for n in by_node if n["node"] is not None and n["cpus"] > 0]
+    if len(rows) < 2:
+        return None
+    densities = [n["mount_wait_ms"] / n["cpus"] for n in rows]
+    total = sum(densities)
+    if total <= 0:
+        return None
+    entropy = -sum((d / total) * math.log(d / total) for d in densities if d > 0)
+    return round(entropy / math.log(len(rows)), 4)
+
+
+def analyse_mountinfo(out, seconds, top):
+    opens = out.get("@mi_opens") or {}
+    reads = out.get("@mi_read") or {}
+    nbytes = out.get("@mi_bytes") or {}
+    readers = {}
+    for comm, count in opens.items():
+        readers.setdefault(comm, {"comm": comm, "opens": 0, "reads": 0, "read_ns": 0, "bytes": 0})[
+            "opens"
+        ] = _int(count)
+    for comm, stats in reads.items():
+        row = readers.setdefault(comm, {"comm": comm, "opens": 0, "reads": 0, "read_ns": 0, "bytes": 0})
+        row["reads"] = _int(stats.get("count")) if isinstance(stats, dict) else _int(stats)
+        row["read_ns"] = _int(stats.get("total")) if isinstance(stats, dict) else 0
+    for comm, total in nbytes.items():
+        readers.setdefault(comm, {"comm": comm, "opens": 0, "reads": 0, "read_ns": 0, "bytes": 0})[
+            "bytes"
+        ] = _int(total)
+    ordered = sorted(readers.values(), key=lambda r: (-r["read_ns"], -r["opens"], r["comm"]))
+    total_ns = sum(r["read_ns"] for r in ordered)
+    lat = out.get("@mi_lat") or []
+    return {
+        "opens": sum(r["opens"] for r in ordered),
+        "opens_per_sec": _rate(sum(r["opens"] for r in ordered), seconds),
+        "reads": sum(r["reads"] for r in ordered),
+        "read_ms": _ms(total_ns),
+        "read_ms_per_sec": _rate(total_ns / 1e6, seconds),
+        "read_p50_us": _us(parse.hist_percentile(lat, 0.50)),
+        "read_p99_us": _us(parse.hist_percentile(lat, 0.99)),
+        "top_readers": [
+            {
+                "comm": r["comm"],
+                "opens": r["opens"],
+                "reads": r["reads"],
+                "read_ms": _ms(r["read_ns"]),
+                "bytes": r["bytes"],
+            }
+            for r in ordered[:top]
+        ],
+    }
+
+
+def analyse_kfuncs(out, plan, seconds):
+    calls = out.get("@kf_calls") or {}
+    return {
+        name: {"calls": _int(calls.get(name, 0)), "per_sec": _rate(_int(calls.get(name, 0)), seconds)}
+        for name, _ in plan.get("kfuncs") or []
+    }
+
+
+def analyse(out, plan, cpu_nodes, seconds, top=10):
+    """Turn parsed maps into the result sections; sections not in the plan are None."""
+    return {
+        "syscalls": analyse_syscalls(out, plan, seconds, top) if plan.get("families") else None,
+        "contention": analyse_locks(out, seconds, cpu_nodes, top) if plan.get("locks") else None,
+        "mountinfo": analyse_mountinfo(out, seconds, top) if plan.get("mountinfo") else None,
+        "kernel_functions": analyse_kfuncs(out, plan, seconds) if plan.get("kfuncs") else None,
+    }
+
+
+def measured_seconds(out, wall_s):
+    elapsed = out.get("@elapsed_ns")
+    if isinstance(elapsed, (int, float)) and elapsed > 0:
+        return elapsed / 1e9
+    return wall_s
+
+
+# --------------------------------------------------------------------------------------------
+# Verdict
+# --------------------------------------------------------------------------------------------
+
+LEVELS = ("ok", "warn", "critical")
+
+
+def merge_thresholds(overrides):
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_THRESHOLDS.items()}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if isinstance(merged.get(key), dict):
+            merged[key].update({k: float(v) for k, v in value.items() if v is not None})
+        else:
+            merged[key] = value
+    return merged
+
+
+def _judge(metric, value, limits, message):
+    if value is None:
+        return None
+    level = "ok"
+    if value >= limits["critical"]:
+        level = "critical"
+    elif value >= limits["warn"]:
+        level = "warn"
+    if level == "ok":
+        return None
+    return {
+        "level": level,
+        "metric": metric,
+        "value": value,
+        "threshold": limits[level],
+        "message": message % {"value": value, "threshold": limits[level]},
+    }
+
+
+def verdict(result, coverage, thresholds):
+    """``ok|warn|critical`` with reasons, from the analysed sections and the thresholds."""
+    reasons = []
+    syscalls = result.get("syscalls")
+    if syscalls:
+        reasons.append(
+            _judge(
+                "mount_ops_per_sec",
+                syscalls["per_sec"],
+                thresholds["mount_ops_per_sec"],
+                "mount-family syscalls at %(value).1f/s (threshold %(threshold)g/s)",
+            )
+        )
+        for family, info in syscalls["families"].items():
+            if info["completed"] < thresholds["min_calls_for_latency"] or info["p99_us"] is None:
+                continue
+            reasons.append(
+                _judge(
+                    "syscall_p99_ms:%s" % family,
+                    round(info["p99_us"] / 1000.0, 3),
+                    thresholds["syscall_p99_ms"],
+                    family + " p99 latency %(value).2f ms (threshold %(threshold)g ms)",
+                )
+            )
+    contention = result.get("contention")
+    if contention:
+        reasons.append(
+            _judge(
+                "mount_lock_wait_ms_per_sec",
+                contention["mount"]["wait_ms_per_sec"],
+                thresholds["mount_lock_wait_ms_per_sec"],
+                "lock waits in mount code %(value).1f ms/s (threshold %(threshold)g ms/s)",
+            )
+        )
+    mountinfo = result.get("mountinfo")
+    if mountinfo:
+        top = mountinfo["top_readers"][0]["comm"] if mountinfo["top_readers"] else "?"
+        reasons.append(
+            _judge(
+                "mountinfo_read_ms_per_sec",
+                mountinfo["read_ms_per_sec"],
+                thresholds["mountinfo_read_ms_per_sec"],
+                "mountinfo reads %(value).1f ms/s (threshold %(threshold)g ms/s), top reader " + top,
+            )
+        )
+    reasons = [r for r in reasons if r]
+    level = "ok"
+    for reason in reasons:
+        if LEVELS.index(reason["level"]) > LEVELS.index(level):
+            level = reason["level"]
+    reasons.sort(key=lambda r: (-LEVELS.index(r["level"]), r["metric"]))
+    unmeasured = [c["item"] for c in coverage if not c["measured"]]
+    return {"level": level, "reasons": reasons, "unmeasured": unmeasured, "thresholds": thresholds}

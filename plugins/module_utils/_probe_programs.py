@@ -1,0 +1,471 @@
+# Copyright: mountops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bpftrace programs of ``contention_probe``, kept as ``.bt`` texts with headers.
+
+Ansible ships only ``.py`` module_utils to targets, so the programs live here as string
+constants, one per concern, each a valid ``.bt`` fragment with its own header comment. The
+probe joins the fragments that the host supports (see ``_probe_detect``) into one program, run
+by one bpftrace process (one compile, one attach, one set of maps):
+
+    HEADER + SYSCALLS + LOCKS + MOUNTINFO + KFUNCS + FOOTER
+
+Placeholders (``{{NAME}}``) are filled by :func:`build_program`; nothing else is generated.
+``tests/unit/test_probe_programs.py`` compiles every combination with ``bpftrace --emit-elf``
+(a dry run: no attach) and ``tests/integration/test_probe_live.py`` attaches them.
+
+Print a complete program for hand use (``bpftrace -f json prog.bt``) with::
+
+    python -m ansible_collections.mountops.fleet.plugins.module_utils._probe_programs 5
+
+Map keys put numbers first and at most one free-text field (``comm``, ``kstack``) last, so the
+parser can split bpftrace's comma-joined multi-keys safely (``_probe_parse.split_key``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Mount-family syscalls, by tracepoint name (``umount`` is umount2(2); the kernel's
+# SYSCALL_DEFINE is called umount). Order is the order of the result.
+SYSCALL_FAMILIES = (
+    "mount",
+    "umount",
+    "unshare",
+    "setns",
+    "open_tree",
+    "move_mount",
+    "mount_setattr",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "statmount",
+    "listmount",
+)
+
+# Kernel functions counted where kprobes or kfuncs exist. Never lock_mount_hash/namespace_lock
+# (always inline) nor legitimize_mnt/propagate_one (gone on newer kernels): see DESIGN.md §4.
+KERNEL_FUNCTIONS = (
+    "get_dominating_id",
+    "propagate_mnt",
+    "copy_mnt_ns",
+    "show_mountinfo",
+)
+
+# Kernel stack depth kept per lock wait: deep enough to reach path_mount/do_mount from a
+# contended rwsem/spinlock slow path (we saw 5-10 frames during storms), shallow enough to keep
+# the number of distinct stacks (map keys) small.
+STACK_DEPTH = 16
+
+HEADER = r"""
+// contention_probe.bt -- mountops.fleet.contention_probe, generated from fragments.
+// Purpose: measure mount-family syscalls, lock contention waits and mountinfo readers for a
+//          bounded time; all output is printed as maps in END (bpftrace -f json).
+// Usage:   bpftrace -f json contention_probe.bt        (run as root, stops after {{DURATION}} s)
+// Scope:   {{SCOPE_TEXT}}
+BEGIN
+{
+  @t0 = nsecs;
+}
+"""
+
+# Syscall numbers for the raw_syscalls programs. One raw_syscalls:sys_enter/sys_exit pair
+# replaces 26 syscalls:sys_enter_X/sys_exit_X tracepoints: attaching each syscall tracepoint costs
+# ~90 ms here (2.4 s for the family), which alone broke the "result within 1.3x the duration"
+# target. Any enabled syscall tracepoint already sends every syscall through the tracing slow
+# path, so the extra cost of raw_syscalls is one short BPF predicate per syscall.
+# Numbers: arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h (arm64
+# shares the generic table; both agree from 428 up). 32-bit compat syscalls are not covered.
+SYSCALL_NUMBERS = {
+    "x86_64": {
+        "mount": 165,
+        "umount": 166,
+        "unshare": 272,
+        "setns": 308,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "mount_setattr": 442,
+        "statmount": 457,
+        "listmount": 458,
+        "read": 0,
+        "open": 2,
+        "close": 3,
+        "openat": 257,
+    },
+    "aarch64": {
+        "mount": 40,
+        "umount": 39,
+        "unshare": 97,
+        "setns": 268,
+        "open_tree": 428,
+        "move_mount": 429,
+        "fsopen": 430,
+        "fsconfig": 431,
+        "fsmount": 432,
+        "fspick": 433,
+        "mount_setattr": 442,
+        "statmount": 457,
+        "listmount": 458,
+        "read": 63,
+        "close": 57,
+        "openat": 56,
+    },
+}
+
+SYSCALLS = r"""
+// syscalls.bt -- mount-family syscalls: calls by mount namespace and comm, latency, errors.
+// Probes:  tracepoint:raw_syscalls:sys_enter/sys_exit, filtered on the family's syscall numbers
+//          (one attach instead of two per family; see SYSCALL_NUMBERS).
+// Maps:    @sc_calls[mntns, nr, comm] = count()
+//          @sc_lat[nr] = hist(ns)   @sc_ns[nr] = sum(ns)   @sc_err[nr] = count()
+// Example: {"type": "map", "data": {"@sc_calls": {"4026531841,165,mount": 50}}}
+tracepoint:raw_syscalls:sys_enter
+/ ({{NR_TEST}}){{SCOPE_AND}} /
+{
+  @sc_start[tid] = nsecs;
+  @sc_calls[curtask->nsproxy->mnt_ns->ns.inum, args->id, comm] = count();
+}
+
+tracepoint:raw_syscalls:sys_exit
+/ @sc_start[tid] /
+{
+  $ns = nsecs - @sc_start[tid];
+  @sc_lat[args->id] = hist($ns);
+  @sc_ns[args->id] = sum($ns);
+  if (args->ret < 0) {
+    @sc_err[args->id] = count();
+  }
+  delete(@sc_start[tid]);
+}
+"""
+
+SYSCALLS_TP = r"""
+// syscalls_tp.bt -- the same as syscalls.bt through the per-syscall tracepoints, for
+// architectures without a number table here. Keys carry the probe name instead of the number.
+// Maps:    @sc_calls[mntns, probe, comm] = count()   (probe = tracepoint:syscalls:sys_enter_<family>)
+//          @sc_lat[probe] = hist(ns)   @sc_ns[probe] = sum(ns)   @sc_err[probe] = count()
+{{ENTER_PROBES}}
+{{SCOPE_PRED}}
+{
+  @sc_start[tid] = nsecs;
+  @sc_calls[curtask->nsproxy->mnt_ns->ns.inum, probe, comm] = count();
+}
+
+{{EXIT_PROBES}}
+/ @sc_start[tid] /
+{
+  $ns = nsecs - @sc_start[tid];
+  @sc_lat[probe] = hist($ns);
+  @sc_ns[probe] = sum($ns);
+  if (args->ret < 0) {
+    @sc_err[probe] = count();
+  }
+  delete(@sc_start[tid]);
+}
+"""
+
+LOCKS = r"""
+// locks.bt -- lock contention waits (spinlock, rwsem, mutex ...) with kernel stacks, by CPU.
+// Probes:  tracepoint:lock:contention_begin / contention_end (paired per task and lock, so a
+//          spinlock wait nested in a mutex slow path does not clobber the outer wait).
+// Maps:    @lk[cpu, kstack] = stats(wait ns) -> {"count", "average", "total"}
+//          The mount-code attribution (fs/namespace.c, fs/pnode.c frames) is done on the stacks
+//          in Python: bpftrace cannot match symbol names in the kernel.
+// Example: {"type": "stats", "data": {"@lk": {"1,\n    rwsem_down_write_slowpath+...\n": {"count": 3, ...}}}}
+tracepoint:lock:contention_begin
+{{SCOPE_PRED}}
+{
+  @lk_start[tid, args->lock_addr] = nsecs;
+}
+
+tracepoint:lock:contention_end
+/ @lk_start[tid, args->lock_addr] /
+{
+  @lk[cpu, kstack({{STACK_DEPTH}})] = stats(nsecs - @lk_start[tid, args->lock_addr]);
+  delete(@lk_start[tid, args->lock_addr]);
+}
+"""
+
+MOUNTINFO = r"""
+// mountinfo.bt -- who reads /proc/<pid>/mountinfo, and how long the reads take.
+// Probes:  openat(2) of "*/mountinfo" under /proc (self, thread-self, <pid>, <pid>/task/<tid>)
+//          or of "mountinfo" relative to an open /proc/<pid> directory; then read(2) and
+//          close(2) on those fds only (one map lookup per read/close; nothing else is kept).
+//          Through raw_syscalls, like syscalls.bt.
+// Maps:    @mi_opens[comm] = count()   @mi_read[comm] = stats(ns)   @mi_bytes[comm] = sum(bytes)
+//          @mi_lat = hist(ns per read)
+// Example: {"type": "map", "data": {"@mi_opens": {"findmnt": 40}}}
+tracepoint:raw_syscalls:sys_enter
+/ args->id == {{NR_OPENAT}}{{SCOPE_AND}} /
+{
+  $path = args->args[1];
+  if (strncmp(str($path, 10), "mountinfo", 10) == 0) {
+    @mi_pending[tid] = 1;
+  } else if (strncmp(str($path, 7), "/proc/", 6) == 0) {
+    // "/proc/" + pid, "self", "thread-self" or "<pid>/task/<tid>" + "/mountinfo"
+    $i = 7;
+    while ($i < 27) {
+      if (strncmp(str($path + $i, 11), "/mountinfo", 10) == 0) {
+        @mi_pending[tid] = 1;
+        break;
+      }
+      $i++;
+    }
+  }
+}
+
+tracepoint:raw_syscalls:sys_enter
+/ args->id == {{NR_READ}} && @mi_fd[pid, args->args[0]] /
+{
+  @mi_rstart[tid] = nsecs;
+}
+
+tracepoint:raw_syscalls:sys_enter
+/ args->id == {{NR_CLOSE}} && @mi_fd[pid, args->args[0]] /
+{
+  delete(@mi_fd[pid, args->args[0]]);
+}
+
+tracepoint:raw_syscalls:sys_exit
+/ @mi_pending[tid] /
+{
+  if (args->ret >= 0) {
+    @mi_fd[pid, (uint64)args->ret] = 1;
+    @mi_opens[comm] = count();
+  }
+  delete(@mi_pending[tid]);
+}
+
+tracepoint:raw_syscalls:sys_exit
+/ @mi_rstart[tid] /
+{
+  $ns = nsecs - @mi_rstart[tid];
+  @mi_read[comm] = stats($ns);
+  @mi_lat = hist($ns);
+  if (args->ret > 0) {
+    @mi_bytes[comm] = sum(args->ret);
+  }
+  delete(@mi_rstart[tid]);
+}
+"""
+
+MOUNTINFO_TP = r"""
+// mountinfo_tp.bt -- mountinfo.bt through the per-syscall tracepoints (see SYSCALLS_TP).
+// Probes:  openat(2) of "*/mountinfo" under /proc (self, thread-self, <pid>, <pid>/task/<tid>)
+//          or of "mountinfo" relative to an open /proc/<pid> directory; then read(2) and
+//          close(2) on those fds only (a map lookup per read/close; nothing else is kept).
+// Maps:    @mi_opens[comm] = count()   @mi_read[comm] = stats(ns)   @mi_bytes[comm] = sum(bytes)
+//          @mi_lat = hist(ns per read)
+// Example: {"type": "map", "data": {"@mi_opens": {"findmnt": 40}}}
+tracepoint:syscalls:sys_enter_openat
+{{SCOPE_PRED}}
+{
+  if (strncmp(str(args->filename, 10), "mountinfo", 10) == 0) {
+    @mi_pending[tid] = 1;
+  } else if (strncmp(str(args->filename, 7), "/proc/", 6) == 0) {
+    // "/proc/" + pid, "self", "thread-self" or "<pid>/task/<tid>" + "/mountinfo"
+    $i = 7;
+    while ($i < 27) {
+      if (strncmp(str(args->filename + $i, 11), "/mountinfo", 10) == 0) {
+        @mi_pending[tid] = 1;
+        break;
+      }
+      $i++;
+    }
+  }
+}
+
+tracepoint:syscalls:sys_exit_openat
+/ @mi_pending[tid] /
+{
+  if (args->ret >= 0) {
+    @mi_fd[pid, (uint64)args->ret] = 1;
+    @mi_opens[comm] = count();
+  }
+  delete(@mi_pending[tid]);
+}
+
+tracepoint:syscalls:sys_enter_read
+/ @mi_fd[pid, (uint64)args->fd] /
+{
+  @mi_rstart[tid] = nsecs;
+}
+
+tracepoint:syscalls:sys_exit_read
+/ @mi_rstart[tid] /
+{
+  $ns = nsecs - @mi_rstart[tid];
+  @mi_read[comm] = stats($ns);
+  @mi_lat = hist($ns);
+  if (args->ret > 0) {
+    @mi_bytes[comm] = sum(args->ret);
+  }
+  delete(@mi_rstart[tid]);
+}
+
+tracepoint:syscalls:sys_enter_close
+/ @mi_fd[pid, (uint64)args->fd] /
+{
+  delete(@mi_fd[pid, (uint64)args->fd]);
+}
+"""
+
+KFUNC = r"""
+// kfuncs.bt -- call counts of propagation/namespace functions (only where kprobes or kfuncs
+// exist; the symbol may carry a .isra.N/.constprop.N suffix, resolved from /proc/kallsyms).
+// Maps:    @kf_calls[name] = count()
+// Example: {"type": "map", "data": {"@kf_calls": {"get_dominating_id": 120331}}}
+{{ATTACH}}
+{{SCOPE_PRED}}
+{
+  @kf_calls["{{NAME}}"] = count();
+}
+"""
+
+FOOTER = r"""
+// footer.bt -- bounded inside: exit after {{DURATION}} s; END prints the result maps in a
+// fixed order and clears every map, so nothing else is dumped.
+interval:s:{{DURATION}}
+{
+  exit();
+}
+
+END
+{
+  @elapsed_ns = nsecs - @t0;
+  print(@elapsed_ns);
+{{PRINTS}}
+{{CLEARS}}
+}
+"""
+
+SECTION_MAPS = {
+    "syscalls": {"print": ("@sc_calls", "@sc_lat", "@sc_ns", "@sc_err"), "scratch": ("@sc_start",)},
+    "locks": {"print": ("@lk",), "scratch": ("@lk_start",)},
+    "mountinfo": {
+        "print": ("@mi_opens", "@mi_read", "@mi_bytes", "@mi_lat"),
+        "scratch": ("@mi_pending", "@mi_fd", "@mi_rstart"),
+    },
+    "kfuncs": {"print": ("@kf_calls",), "scratch": ()},
+}
+
+# Nested pid namespaces below the scope namespace that still count as "inside" (containers in
+# a lab host, pods in a sandbox). bpftrace 0.17 cannot index the flexible upid array, so the
+# ancestry is walked through ->parent a fixed number of times.
+SCOPE_DEPTH = 4
+
+
+def scope_condition(pidns_inum):
+    """Predicate text: the task's pid namespace is ``pidns_inum`` or nested below it."""
+    path = "curtask->nsproxy->pid_ns_for_children"
+    terms = []
+    for _ in range(SCOPE_DEPTH):
+        terms.append("%s->ns.inum == %d" % (path, int(pidns_inum)))
+        path += "->parent"
+    return " || ".join(terms)
+
+
+def _predicate(condition):
+    return "/ %s /" % condition if condition else ""
+
+
+def build_program(
+    duration, families=(), locks=False, mountinfo=False, kfuncs=None, pidns_inum=None, numbers=None
+):
+    """Join the fragments for what the host supports into one bpftrace program.
+
+    ``families``: syscall families to trace; ``numbers``: this architecture's row of
+    SYSCALL_NUMBERS (raw_syscalls programs) or None (per-syscall tracepoints); ``kfuncs``: list
+    of ``(name, attach_point)`` such as ``("get_dominating_id", "kprobe:get_dominating_id.isra.0")``;
+    ``pidns_inum``: restrict every probe to that pid namespace (and nested ones).
+    """
+    duration = int(duration)
+    if duration < 1:
+        raise ValueError("duration must be at least 1 second")
+    condition = scope_condition(pidns_inum) if pidns_inum else ""
+    pred = _predicate(condition)
+    scope_and = " && (%s)" % condition if condition else ""
+    sections = []
+    parts = [_fill(HEADER, DURATION=str(duration), SCOPE_TEXT=_scope_text(pidns_inum))]
+    if families and numbers:
+        nr_test = " || ".join("args->id == %d" % numbers[f] for f in families)
+        parts.append(_fill(SYSCALLS, NR_TEST=nr_test, SCOPE_AND=scope_and))
+        sections.append("syscalls")
+    elif families:
+        parts.append(
+            _fill(
+                SYSCALLS_TP,
+                ENTER_PROBES=",\n".join("tracepoint:syscalls:sys_enter_%s" % f for f in families),
+                EXIT_PROBES=",\n".join("tracepoint:syscalls:sys_exit_%s" % f for f in families),
+                SCOPE_PRED=pred,
+            )
+        )
+        sections.append("syscalls")
+    if locks:
+        parts.append(_fill(LOCKS, SCOPE_PRED=pred, STACK_DEPTH=str(STACK_DEPTH)))
+        sections.append("locks")
+    if mountinfo and numbers:
+        parts.append(
+            _fill(
+                MOUNTINFO,
+                NR_OPENAT=str(numbers["openat"]),
+                NR_READ=str(numbers["read"]),
+                NR_CLOSE=str(numbers["close"]),
+                SCOPE_AND=scope_and,
+            )
+        )
+        sections.append("mountinfo")
+    elif mountinfo:
+        parts.append(_fill(MOUNTINFO_TP, SCOPE_PRED=pred))
+        sections.append("mountinfo")
+    if kfuncs:
+        for name, attach in kfuncs:
+            parts.append(_fill(KFUNC, ATTACH=attach, NAME=name, SCOPE_PRED=pred))
+        sections.append("kfuncs")
+    if not sections:
+        raise ValueError("nothing to probe: no section is available")
+    prints = []
+    clears = ["  clear(@t0);", "  clear(@elapsed_ns);"]
+    for section in sections:
+        prints.extend("  print(%s);" % m for m in SECTION_MAPS[section]["print"])
+        clears.extend(
+            "  clear(%s);" % m for m in SECTION_MAPS[section]["print"] + SECTION_MAPS[section]["scratch"]
+        )
+    parts.append(_fill(FOOTER, DURATION=str(duration), PRINTS="\n".join(prints), CLEARS="\n".join(clears)))
+    return "\n".join(p.strip("\n") + "\n" for p in parts)
+
+
+def _scope_text(pidns_inum):
+    if not pidns_inum:
+        return "whole host"
+    return "tasks in pid namespace %d or nested up to %d levels below it" % (int(pidns_inum), SCOPE_DEPTH - 1)
+
+
+def _fill(template, **values):
+    text = template
+    for key, value in values.items():
+        text = text.replace("{{%s}}" % key, value)
+    if "{{" in text:
+        raise ValueError("unfilled placeholder in program fragment: %s" % text[text.index("{{") :][:40])
+    return text
+
+
+def main(argv):
+    """Print the full program (all sections) for hand use: ``[DURATION] [--kprobes] [--tracepoints]``."""
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    duration = int(args[0]) if args else 10
+    kfuncs = [(n, "kprobe:%s" % n) for n in KERNEL_FUNCTIONS] if "--kprobes" in argv else None
+    numbers = None if "--tracepoints" in argv else SYSCALL_NUMBERS.get(os.uname().machine)
+    sys.stdout.write(
+        build_program(duration, SYSCALL_FAMILIES, locks=True, mountinfo=True, kfuncs=kfuncs, numbers=numbers)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
