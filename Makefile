@@ -18,7 +18,7 @@ setup:
 ## Audit this host (no inventory needed): facts, JSON report and a short summary under reports/.
 audit: setup
 	@$(BIN)/ansible-playbook playbooks/audit.yml
-	@echo; cat reports/summary.txt 2>/dev/null || true
+	@echo; cat reports/localhost.txt 2>/dev/null || true; echo "full report: $(CURDIR)/reports/localhost.json"
 
 ## All tests, lint included. CI runs exactly this.
 test: setup lint

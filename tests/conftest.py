@@ -36,9 +36,12 @@ class ModuleFail(Exception):
 def run_module(monkeypatch):
     """Run a module's main() with the given args; returns the exit_json result or raises ModuleFail."""
     from ansible.module_utils import basic
+    from ansible.module_utils.common import warnings
     from ansible.module_utils.testing import patch_module_args
 
     def _exit_json(self, **kwargs):
+        # The real exit_json folds module.warn() messages into the result; keep that visible.
+        kwargs.setdefault("warnings", list(warnings.get_warning_messages()))
         raise ModuleExit(kwargs)
 
     def _fail_json(self, **kwargs):
@@ -53,6 +56,7 @@ def run_module(monkeypatch):
             args["_ansible_check_mode"] = True
         if diff:
             args["_ansible_diff"] = True
+        warnings._global_warnings.clear()
         with patch_module_args(args):
             try:
                 main()
