@@ -246,8 +246,9 @@ def match_service_setting(facts, cond):
     lines = []
     services = facts.get("services", {})
     for unit in cond["units"]:
-        entry = lookup(services, unit + ".settings." + cond["key"])
-        if entry is _MISSING or not isinstance(entry, dict) or entry.get("value") is None:
+        # Unit names contain dots, so no dotted lookup here.
+        entry = (services.get(unit) or {}).get("settings", {}).get(cond["key"])
+        if not isinstance(entry, dict) or entry.get("value") is None:
             continue
         lines.append(
             "%s: %s=%s (%s:%s)" % (unit, cond["key"], entry["value"], entry.get("source"), entry.get("line"))

@@ -42,7 +42,7 @@ VERSION_PATTERNS = {
     # "containerd containerd.io 1.7.27 05044ec...", "containerd github.com/containerd/containerd/v2 v2.1.4 ..."
     "containerd": (r"^containerd\s+\S+\s+(v?\d+\.\d+\S*)",),
     # "Docker version 28.3.3, build 980b856"
-    "dockerd": (r"^Docker version\s+(v?\d+\.\d+[^,\s]*)",),
+    "docker": (r"^Docker version\s+(v?\d+\.\d+[^,\s]*)",),
     # "crio version 1.28.1" (first line) or "Version:        1.32.0" (table form)
     "crio": (r"^crio version\s+(v?\d+\.\d+\S*)", r"^Version:\s+(v?\d+\.\d+\S*)"),
     "podman": (r"^podman version\s+(v?\d+\.\d+\S*)",),
