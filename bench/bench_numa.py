@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """numa_facts on a 2-socket 384-CPU tree (EPYC 9654 NPS2, SMT on) vs `lscpu --sysroot <tree> -J`.
 
 Both read the same fixture tree in the same run; runs are interleaved so that load from other
@@ -73,7 +72,7 @@ def main():
 
         samples = {"in": [], "proc": [], "lscpu": []}
         baseline()  # warm the page cache for both sides
-        for _ in range(args.runs):
+        for _run in range(args.runs):
             samples["in"].append(timed(ours_inproc))
             samples["proc"].append(timed(ours_process))
             samples["lscpu"].append(timed(baseline))

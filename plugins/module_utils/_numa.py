@@ -578,8 +578,8 @@ def assess_risk(topo, clustering, distances):
     if not topo.packages and not topo.nodes:
         return Risk(tier="unknown", reasons=["neither sockets nor NUMA nodes could be read"])
     rules = list(_risk_rules(topo, clustering, distances))
-    tier = max((t for t, _ in rules), key=TIERS.index, default="low")
-    reasons = [reason for t, reason in sorted(rules, key=lambda r: -TIERS.index(r[0]))]
+    tier = max((rule_tier for rule_tier, _reason in rules), key=TIERS.index, default="low")
+    reasons = [reason for _tier, reason in sorted(rules, key=lambda rule: -TIERS.index(rule[0]))]
     if not topo.packages:
         reasons.append("socket topology unreadable: tier may be understated")
     return Risk(tier=tier, reasons=reasons)

@@ -442,7 +442,10 @@ ansible_facts:
               description: Every rule that matched, highest tier first.
               type: list
               elements: str
-              sample: ["2 sockets with SMT active: mount-lock cache lines bounce between sockets and share cores with siblings (the 2-socket + SMT hosts suffered most)"]
+              sample:
+                - >-
+                  2 sockets with SMT active: mount-lock cache lines bounce between sockets and share
+                  cores with siblings (the 2-socket + SMT hosts suffered most)
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -101,7 +101,7 @@ class Layout:
         for cpu in range(self.cpu_count):
             if cpu in offline:
                 continue
-            socket, core, _ = self.cpu_place(cpu)
+            socket, core, _thread = self.cpu_place(cpu)
             result[ids[self.node_index(socket, core)]].append(cpu)
         return result
 
@@ -144,7 +144,7 @@ def build_tree(layout, root):
 
     groups = {"core": {}, "package": {}, "die": {}, "l3": {}}
     for cpu in online:
-        socket, core, _ = layout.cpu_place(cpu)
+        socket, core, _thread = layout.cpu_place(cpu)
         die = core * layout.dies_per_socket // layout.cores_per_socket
         l3 = core // layout.l3_cores if layout.l3_cores else 0
         groups["core"].setdefault((socket, core), []).append(cpu)
@@ -161,7 +161,7 @@ def build_tree(layout, root):
         _write(os.path.join(base, "online"), "0" if cpu in offline else "1")
         if cpu not in online_set:
             continue  # the kernel removes topology/ and cache/ of an offline CPU
-        socket, core, _ = layout.cpu_place(cpu)
+        socket, core, _thread = layout.cpu_place(cpu)
         die = core * layout.dies_per_socket // layout.cores_per_socket
         l3 = core // layout.l3_cores if layout.l3_cores else 0
         topo = os.path.join(base, "topology")
@@ -232,7 +232,7 @@ def build_tree(layout, root):
 
     blocks = []
     for cpu in online:
-        socket, core, _ = layout.cpu_place(cpu)
+        socket, core, _thread = layout.cpu_place(cpu)
         blocks.append(
             "\n".join(
                 [

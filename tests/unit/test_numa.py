@@ -342,26 +342,24 @@ def test_cloud_instance_type_from_dmi(tree):
     assert facts["dmi"]["sys_vendor"] == "Amazon EC2"
 
 
-SMALL = dict(vendor="GenuineIntel", model_name="x", family=6, model=1, sockets=2, cores_per_socket=12)
+def small(name, **overrides):
+    """A small synthetic layout (2 sockets x 12 cores, Intel) for classifier and risk cases."""
+    spec = dict(vendor="GenuineIntel", model_name="x", family=6, model=1, sockets=2, cores_per_socket=12)
+    spec.update(overrides)
+    return Layout(name=name, **spec)
 
 
 @pytest.mark.parametrize(
     "layout, mode",
     [
-        (Layout(name="snc2", nodes_per_socket=2, **SMALL), "snc2"),
-        (Layout(name="snc6", nodes_per_socket=6, **SMALL), "snc6"),
-        # AMD with an L3 per node ("LLC as NUMA node"): no known name, say so
-        (
-            Layout(name="llc-node", nodes_per_socket=4, l3_cores=3, **dict(SMALL, vendor="AuthenticAMD")),
-            "unknown",
-        ),
-        (
-            Layout(name="nps4-small", nodes_per_socket=4, l3_cores=1, **dict(SMALL, vendor="AuthenticAMD")),
-            "nps4",
-        ),
+        (small("snc2", nodes_per_socket=2), "snc2"),
+        (small("snc6", nodes_per_socket=6), "snc6"),
+        # AMD with one L3 per node ("LLC as NUMA node"): no known name, say so
+        (small("llc-node", nodes_per_socket=4, l3_cores=3, vendor="AuthenticAMD"), "unknown"),
+        (small("nps4-small", nodes_per_socket=4, l3_cores=1, vendor="AuthenticAMD"), "nps4"),
         # one node over two Intel sockets: interleaving or a VM, not an AMD NPS0
-        (Layout(name="intel-interleave", nodes_per_socket=0, **SMALL), "unknown"),
-        (Layout(name="nps1", nodes_per_socket=1, **dict(SMALL, vendor="AuthenticAMD")), "node_per_socket"),
+        (small("intel-interleave", nodes_per_socket=0), "unknown"),
+        (small("nps1", nodes_per_socket=1, vendor="AuthenticAMD"), "node_per_socket"),
     ],
     ids=lambda v: v.name if isinstance(v, Layout) else v,
 )
@@ -371,7 +369,7 @@ def test_clustering_modes(tree, layout, mode):
 
 
 def test_clustering_falls_back_to_vendor_without_caches(tree, scratch):
-    root = scratch(tree(Layout(name="snc2", nodes_per_socket=2, **SMALL)))
+    root = scratch(tree(small("snc2", nodes_per_socket=2)))
     for cpu in range(24):
         shutil.rmtree(os.path.join(root, "sys/devices/system/cpu/cpu%d/cache" % cpu))
     facts = facts_of(root)
@@ -383,39 +381,15 @@ def test_clustering_falls_back_to_vendor_without_caches(tree, scratch):
 @pytest.mark.parametrize(
     "layout, tier, reason",
     [
-        (Layout(name="1s-small", sockets=1, cores_per_socket=4, **_kw), "low", "single socket")
-        for _kw in [dict(vendor="GenuineIntel", model_name="x", family=6, model=1)]
-    ]
-    + [
+        (small("1s-small", sockets=1, cores_per_socket=4), "low", "single socket"),
+        (small("1s-big", sockets=1, cores_per_socket=64), "medium", "64 online CPUs"),
         (
-            Layout(
-                name="1s-big",
-                sockets=1,
-                cores_per_socket=64,
-                vendor="GenuineIntel",
-                model_name="x",
-                family=6,
-                model=1,
-            ),
-            "medium",
-            "64 online CPUs",
-        ),
-        (
-            Layout(
-                name="1s-snc2",
-                sockets=1,
-                cores_per_socket=8,
-                nodes_per_socket=2,
-                vendor="GenuineIntel",
-                model_name="x",
-                family=6,
-                model=1,
-            ),
+            small("1s-snc2", sockets=1, cores_per_socket=8, nodes_per_socket=2),
             "medium",
             "2 NUMA nodes in one socket (snc2)",
         ),
     ],
-    ids=["1s-small", "1s-big", "1s-snc2"],
+    ids=lambda v: v.name if isinstance(v, Layout) else None,
 )
 def test_risk_tiers(tree, layout, tier, reason):
     risk = facts_of(tree(layout))["topology_risk"]
