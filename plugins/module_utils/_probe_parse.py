@@ -135,24 +135,29 @@ def hist_percentile(buckets, fraction):
     return float(last.get("max", last.get("min", 0)) or 0)
 
 
-_WARNING_PATTERNS = (
-    re.compile(r"RLIMIT_MEMLOCK"),
-    re.compile(r"^WARNING:"),
-    re.compile(r"^Attaching \d+ probes?"),
-)
+_WARNING_RE = re.compile(r"RLIMIT_MEMLOCK|(^|\s)WARNING:|^Attaching \d+ probes?")
+_ERROR_RE = re.compile(r"(^|\s)ERROR:")
 
 
 def classify_stderr(text):
-    """Split bpftrace stderr into (warnings, errors); each a list of stripped lines."""
+    """Split bpftrace stderr into (warnings, errors); each a list of stripped lines.
+
+    A diagnostic is a line with ``WARNING:``/``ERROR:`` (``stdin:74:29-30: WARNING: ...``) and
+    the context lines after it (the source line, the ``~~~`` marker) belong to it. The
+    ``RLIMIT_MEMLOCK`` notice says ERROR but is harmless (bpftrace 0.17 on newer kernels, which
+    account BPF memory to cgroups). Lines that belong to nothing are errors.
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     warnings, errors = [], []
+    current = errors
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
-        if any(p.search(line) for p in _WARNING_PATTERNS):
-            warnings.append(line)
-        else:
-            errors.append(line)
+        if _WARNING_RE.search(line):
+            current = warnings
+        elif _ERROR_RE.search(line):
+            current = errors
+        current.append(line)
     return warnings, errors

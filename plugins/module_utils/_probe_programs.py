@@ -203,12 +203,12 @@ MOUNTINFO = r"""
 tracepoint:raw_syscalls:sys_enter
 / args->id == {{NR_OPENAT}}{{SCOPE_AND}} /
 {
-  $path = args->args[1];
+  $path = uptr(args->args[1]);
   if (strncmp(str($path, 10), "mountinfo", 10) == 0) {
     @mi_pending[tid] = 1;
   } else if (strncmp(str($path, 7), "/proc/", 6) == 0) {
     // "/proc/" + pid, "self", "thread-self" or "<pid>/task/<tid>" + "/mountinfo"
-    $i = 7;
+    $i = (uint64)7;
     while ($i < 27) {
       if (strncmp(str($path + $i, 11), "/mountinfo", 10) == 0) {
         @mi_pending[tid] = 1;
