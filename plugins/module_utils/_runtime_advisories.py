@@ -27,7 +27,10 @@ ADVISORIES = (
                 "engine": "containerd",
                 "ranges": (">=2.0.0-alpha.0,<2.0.7", ">=2.1.0-alpha.0,<2.1.5"),
             },
-            {"kind": "containers", "where": {"engine": "containerd", "user_namespace.enabled": True}},
+            {
+                "kind": "containers",
+                "where": {"engine": "containerd", "user_namespace.enabled": True, "alive": True},
+            },
         ),
         "why": (
             "For pods with user namespaces, this containerd idmaps each image layer separately "
@@ -85,7 +88,10 @@ ADVISORIES = (
         "severity": "high",
         "title": "Container root filesystem has shared propagation",
         "all": (
-            {"kind": "containers", "where": {"rootfs_propagation.effective": {"in": ("shared", "rshared")}}},
+            {
+                "kind": "containers",
+                "where": {"rootfs_propagation.effective": {"in": ("shared", "rshared")}, "alive": True},
+            },
         ),
         "why": (
             "A container whose root is shared joins the host's peer groups: every mount event on "
@@ -106,7 +112,13 @@ ADVISORIES = (
         "id": "MO-RT-005",
         "severity": "medium",
         "title": "Container volume mounted with shared propagation",
-        "all": ({"kind": "mounts", "where": {"propagation": {"in": ("shared", "rshared")}}},),
+        "all": (
+            {
+                "kind": "mounts",
+                "where": {"propagation": {"in": ("shared", "rshared")}},
+                "container_where": {"alive": True},
+            },
+        ),
         "why": (
             "A shared (Bidirectional) volume makes the container a peer of the host mount: mounts on "
             "either side propagate both ways, and each event fans out to every peer. " + CIS_DOCKER + "."
@@ -228,6 +240,8 @@ def match_containers(facts, cond):
 def match_mounts(facts, cond):
     lines = []
     for container in facts.get("containers", []):
+        if not _where(container, cond.get("container_where", {})):
+            continue
         for mount in container.get("mounts", []):
             if _where(mount, cond["where"]):
                 lines.append(

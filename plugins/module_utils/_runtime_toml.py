@@ -495,8 +495,6 @@ def _plain(value):
 
 def parse_subset(text):
     """Parse with our own subset parser (always; tests compare it with tomllib)."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
     return _plain(_Parser(text).parse())
 
 
