@@ -231,6 +231,8 @@ def _read_nodes(reader, topo):
         dirs = []
     online = reader.ids(base, "online")
     topo.node_online = online if online is not None else dirs
+    if not topo.node_online:
+        reader.warn("%s lists no NUMA node (masked?): no NUMA node facts" % reader.path(base))
     possible = reader.ids(base, "possible")
     topo.node_possible = possible if possible is not None else list(topo.node_online)
     has_cpu = reader.ids(base, "has_cpu", required=False)
@@ -569,8 +571,10 @@ def _risk_rules(topo, clustering, distances):
         yield "medium", "%d online CPUs can contend for the global mount locks at once" % online
     if sockets == 1 and smt:
         yield "low", "SMT active on a single socket"
-    if sockets == 1 and cpu_nodes <= 1 and online < MANY_CPUS:
+    if sockets == 1 and cpu_nodes == 1 and online < MANY_CPUS:
         yield "low", "single socket, single NUMA node, %d CPUs" % online
+    elif sockets == 1 and cpu_nodes == 0 and online < MANY_CPUS:
+        yield "low", "single socket, %d CPUs" % online
 
 
 def assess_risk(topo, clustering, distances):
@@ -582,6 +586,8 @@ def assess_risk(topo, clustering, distances):
     reasons = [reason for _tier, reason in sorted(rules, key=lambda rule: -TIERS.index(rule[0]))]
     if not topo.packages:
         reasons.append("socket topology unreadable: tier may be understated")
+    if not any(node.cpus for node in topo.nodes):
+        reasons.append("NUMA nodes unreadable: tier from sockets, SMT and CPU count only")
     return Risk(tier=tier, reasons=reasons)
 
 
@@ -647,7 +653,7 @@ def to_facts(topo):
     threads = topo.threads_per_core
     smt_active = topo.smt_active if topo.smt_active is not None else (threads > 1 if topo.cores else None)
     return {
-        "available": topo.numa_dir,
+        "available": bool(topo.nodes),
         "degraded": bool(topo.warnings),
         "warnings": list(topo.warnings),
         "node_count": len(topo.nodes),

@@ -74,7 +74,7 @@ ansible_facts:
       type: dict
       contains:
         available:
-          description: Whether the NUMA sysfs directory (C(devices/system/node)) exists.
+          description: Whether NUMA node facts could be read (C(devices/system/node) exists and lists a node).
           returned: always
           type: bool
           sample: true

@@ -364,8 +364,11 @@ def small(name, **overrides):
     ids=lambda v: v.name if isinstance(v, Layout) else v,
 )
 def test_clustering_modes(tree, layout, mode):
-    clustering = facts_of(tree(layout))["clustering"]
-    assert clustering["mode"] == mode, clustering
+    root = tree(layout)
+    facts = facts_of(root)
+    assert facts["clustering"]["mode"] == mode, facts["clustering"]
+    if LSCPU is not None:
+        assert_agrees_with_lscpu(facts, _lscpu(root))
 
 
 def test_clustering_falls_back_to_vendor_without_caches(tree, scratch):
@@ -472,6 +475,42 @@ def test_masked_sys_gives_degraded_facts(tmp_path):
     assert str(tmp_path / "sys/devices/system/node") + " is missing" in text
     assert str(tmp_path / "sys/devices/system/cpu") + " is missing" in text
     assert str(tmp_path / "proc/cpuinfo") in text
+
+
+CHILD = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]);"
+    "from ansible_collections.mountops.fleet.plugins.module_utils._numa import numa_facts;"
+    "print(json.dumps(numa_facts()))"
+)
+
+
+@pytest.mark.root
+def test_really_masked_sysfs_in_a_private_mount_namespace():
+    """Like a container that hides the NUMA directory: tmpfs over it, in a throw-away namespace."""
+    node_dir = "/sys/devices/system/node"
+    script = 'mount -t tmpfs -o size=1M,mode=0555 masked %s && exec "$0" -c "$1" "$2"' % node_dir
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        + [sys.executable, CHILD, os.path.join(REPO, ".collections")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    facts = json.loads(out.stdout)
+    assert facts["available"] is False  # the directory exists, but it is empty
+    assert facts["nodes"] == [] and facts["online"] == []
+    assert facts["clustering"]["mode"] == "unknown"
+    assert (
+        "NUMA nodes unreadable: tier from sockets, SMT and CPU count only"
+        in facts["topology_risk"]["reasons"]
+    )
+    assert facts["socket_count"] >= 1
+    assert facts["degraded"] is True
+    assert "cannot read %s/online" % node_dir in facts["warnings"]
+    assert "%s lists no NUMA node (masked?): no NUMA node facts" % node_dir in facts["warnings"]
+    assert os.listdir(node_dir), "the host's node directory must be untouched"
 
 
 def test_missing_node_dir_keeps_cpu_facts(tree, scratch):
