@@ -252,6 +252,8 @@ def _read_nodes(reader, topo):
             values = _parse_meminfo(meminfo)
             node.memory_total_kb = values.get("MemTotal")
             node.memory_free_kb = values.get("MemFree")
+            if node.memory_total_kb is None:
+                reader.warn("no MemTotal in %s" % reader.path(node_dir, "meminfo"))
         node.distance = _read_distance(reader, node_dir, topo.node_online)
         node.has_cpu = node_id in has_cpu if has_cpu is not None else bool(node.cpus)
         if has_memory is not None:

@@ -572,6 +572,7 @@ def test_garbage_is_a_warning_not_a_traceback(tree, scratch):
     warnings = "\n".join(facts["warnings"])
     assert "node0/distance has 3 values for 2 online nodes" in warnings
     assert "node8/cpulist: not a range list" in warnings
+    assert "no MemTotal in %s/node8/meminfo" % node in warnings
     assert facts["nodes"][0]["distance"] == {}
     assert facts["nodes"][1]["cpus"] == []
     assert facts["nodes"][1]["memory_total_mb"] is None
