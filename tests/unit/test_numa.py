@@ -696,7 +696,6 @@ def test_module_through_ansible(tree):
             "mountops.fleet.numa_facts",
             "-a",
             "sysfs_root=%s/sys procfs_root=%s/proc" % (root, root),
-            "-o",
         ],
         cwd=REPO,
         env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")),
