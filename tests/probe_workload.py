@@ -24,6 +24,7 @@ operations it completed (the benchmark's throughput).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -232,10 +233,8 @@ class Host:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.proc.communicate()
 
     def __enter__(self):

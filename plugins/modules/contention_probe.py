@@ -509,11 +509,11 @@ def detect_capabilities(module):
     if path and not os.access(path, os.X_OK):
         path = None
     version, features = _bpftrace_facts(module, path) if path else (None, {})
-    tracefs = detect.find_tracefs()
+    tracefs = detect.find_tracefs(detect.TRACEFS_CANDIDATES)
     mounted_by_probe, tracefs_error = False, None
     if tracefs is None and params["mount_tracefs"] and os.geteuid() == 0:
         tracefs_error = detect.mount_tracefs(detect.TRACEFS_CANDIDATES[0])
-        tracefs = detect.find_tracefs()
+        tracefs = detect.find_tracefs(detect.TRACEFS_CANDIDATES)
         mounted_by_probe = tracefs is not None and tracefs_error is None
         if mounted_by_probe:
             module.warn("tracefs was not mounted; mounted it at %s (it stays mounted)" % tracefs)
