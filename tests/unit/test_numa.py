@@ -709,3 +709,34 @@ def test_module_through_ansible(tree):
     assert numa["online"] == [0, 8]
     assert numa["clustering"]["mode"] == "node_per_socket"
     assert payload["changed"] is False
+
+
+def _undocumented(value, doc, path):
+    """Keys of ``value`` missing from a RETURN ``contains`` block (dicts without one are leaves)."""
+    missing = []
+    contains = doc.get("contains")
+    if contains is None:
+        return missing
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        for key, sub in item.items():
+            where = "%s.%s" % (path, key)
+            if key not in contains:
+                missing.append(where)
+            elif (
+                isinstance(sub, (dict, list))
+                and sub
+                and (not isinstance(sub, list) or isinstance(sub[0], dict))
+            ):
+                missing.extend(_undocumented(sub, contains[key], where))
+    return sorted(set(missing))
+
+
+@pytest.mark.parametrize("name", ["genoa_9654_nps2", "spr_cxl_memory_node"])
+def test_every_fact_is_documented(tree, name):
+    import yaml
+
+    doc = yaml.safe_load(numa_module.RETURN)["ansible_facts"]["contains"]["numa"]
+    facts = facts_of(tree(name))
+    assert _undocumented(facts, doc, "numa") == []
+    assert set(doc["contains"]) == set(facts), "documented keys that the module never returns"
