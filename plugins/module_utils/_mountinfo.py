@@ -222,3 +222,108 @@ def nsfs_target(mount):
         return int(mount.root[5:-1])
     except ValueError:
         return None
+
+
+# --- fast scan ---------------------------------------------------------------------------
+# An audit reads one table per namespace, tens of thousands of lines per host, and needs only
+# counts and peer-group IDs from most of them. The scan gets those with a few regex passes in
+# C over the whole table, after a strict structural check; anything the check does not accept
+# goes through parse_mountinfo, which either explains the bad line or handles the odd case.
+
+_TABLE_RE = re.compile(rb"(?:\d+ \d+ \d+:\d+ [^\n]* - [^\n]*\n)*")
+_SHARED_RE = re.compile(rb" shared:(\d+)")
+_MASTER_RE = re.compile(rb" master:(\d+)")
+_SHARED_SLAVE_RE = re.compile(rb" shared:\d+ master:\d+")
+_PIN_RE = re.compile(rb"^\d+ \d+ \d+:\d+ mnt:\[(\d+)\] ([^ \n]+) [^\n]* - nsfs ", re.M)
+
+
+class TableScan:
+    """What the analysis needs from one namespace's mount table, plus the table for later.
+
+    ``shared`` and ``masters`` list the peer-group ID of every shared tag and master tag, in
+    table order (a shared-and-slave mount is in both).
+    """
+
+    __slots__ = (
+        "count",
+        "shared",
+        "masters",
+        "shared_slave",
+        "unbindable",
+        "pins",
+        "_data",
+        "_mounts",
+        "_source",
+    )
+
+    def __init__(
+        self, count, shared, masters, shared_slave, unbindable, pins, data=None, mounts=None, source=""
+    ):
+        self.count = count
+        self.shared = shared
+        self.masters = masters
+        self.shared_slave = shared_slave
+        self.unbindable = unbindable
+        self.pins = pins  # [(namespace inode, mount point bytes)] of nsfs binds of mount namespaces
+        self._data = data
+        self._mounts = mounts
+        self._source = source
+
+    @classmethod
+    def from_mounts(cls, mounts):
+        shared = [m.shared for m in mounts if m.shared is not None]
+        masters = [m.master for m in mounts if m.master is not None]
+        pins = [(nsfs_target(m), m.mount_point) for m in mounts if nsfs_target(m) is not None]
+        return cls(
+            len(mounts),
+            shared,
+            masters,
+            sum(1 for m in mounts if m.shared is not None and m.master is not None),
+            sum(1 for m in mounts if m.unbindable and m.shared is None and m.master is None),
+            pins,
+            mounts=mounts,
+        )
+
+    def mounts(self):
+        """The full Mount list (parsed on first use)."""
+        if self._mounts is None:
+            self._mounts = parse_mountinfo(self._data, self._source)
+        return self._mounts
+
+    def propagation_counts(self):
+        shared, slave, both = len(self.shared), len(self.masters), self.shared_slave
+        return {
+            "shared": shared - both,
+            "slave": slave - both,
+            "shared_slave": both,
+            "private": self.count - shared - slave + both - self.unbindable,
+            "unbindable": self.unbindable,
+        }
+
+
+def scan_mountinfo(data, source="mountinfo"):
+    """Scan a mountinfo table (bytes) into a TableScan; MountinfoError on a bad line."""
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    shared = _SHARED_RE.findall(data)
+    masters = _MASTER_RE.findall(data)
+    well_formed = (
+        _TABLE_RE.fullmatch(data) is not None
+        and data.count(b" shared:") == len(shared)
+        and data.count(b" master:") == len(masters)
+        and data.count(b" - ") == data.count(b"\n")  # a field that is "-" itself needs the full parser
+        and b" unbindable" not in data  # rare; counted exactly by the full parser
+    )
+    if not well_formed:
+        return TableScan.from_mounts(parse_mountinfo(data, source))
+    pins = [(int(ino), unescape(point)) for ino, point in _PIN_RE.findall(data)] if b" mnt:[" in data else []
+    return TableScan(
+        data.count(b"\n"),
+        list(map(int, shared)),
+        list(map(int, masters)),
+        len(_SHARED_SLAVE_RE.findall(data)) if masters and shared else 0,
+        0,
+        pins,
+        data=data,
+        source=source,
+    )

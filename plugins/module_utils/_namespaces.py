@@ -19,8 +19,8 @@ import time
 
 from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import (
     MountinfoError,
-    nsfs_target,
-    parse_mountinfo,
+    TableScan,
+    scan_mountinfo,
 )
 
 _GONE = (errno.ENOENT, errno.ESRCH, errno.EINVAL)  # exited, or a zombie without a mount ns
@@ -56,7 +56,7 @@ class Owner:
 class Namespace:
     """One mount namespace: identity, the processes in it, who owns it, and its mounts."""
 
-    __slots__ = ("dev", "inode", "pids", "pid", "comm", "cgroup", "owner", "is_host", "mounts", "pinned_by")
+    __slots__ = ("dev", "inode", "pids", "pid", "comm", "cgroup", "owner", "is_host", "table", "pinned_by")
 
     def __init__(self, dev, inode, pids=None, is_host=False):
         self.dev = dev
@@ -67,8 +67,13 @@ class Namespace:
         self.cgroup = None
         self.owner = None
         self.is_host = is_host
-        self.mounts = None
+        self.table = None  # _mountinfo.TableScan once read
         self.pinned_by = []
+
+    @property
+    def mounts(self):
+        """Every Mount of the namespace (parsed on demand), or None when it was not read."""
+        return self.table.mounts() if self.table is not None else None
 
 
 class Collection:
@@ -169,20 +174,32 @@ def runc_init_pids(run_root):
 # --- enumeration and reading -------------------------------------------------------------
 
 
-def _read_bytes(path):
-    with open(path, "rb") as handle:
-        return handle.read()
+def _read_bytes(path, chunk=1 << 17):
+    """Whole-file read with plain syscalls: no buffered-reader set-up per file (hot path)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, chunk)
+        if len(data) < chunk:
+            return data
+        parts = [data]
+        while True:
+            data = os.read(fd, chunk)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+    finally:
+        os.close(fd)
 
 
 def _read_small(path):
     try:
-        return _read_bytes(path).decode("utf-8", "replace").strip()
+        return _read_bytes(path, 4096).decode("utf-8", "replace").strip()
     except OSError:
         return None
 
 
 def namespace_key(proc_root, pid):
-    st = os.stat(os.path.join(proc_root, str(pid), "ns", "mnt"))
+    st = os.stat("%s/%s/ns/mnt" % (proc_root, pid))
     return st.st_dev, st.st_ino
 
 
@@ -257,23 +274,23 @@ def enumerate_namespaces(proc_root, collection):
 def read_mountinfo(proc_root, ns):
     """Read one namespace through the first of its pids that is still in it afterwards."""
     for pid in ns.pids[:_READ_ATTEMPTS]:
-        base = os.path.join(proc_root, str(pid))
+        path = "%s/%d/mountinfo" % (proc_root, pid)
         try:
-            data = _read_bytes(os.path.join(base, "mountinfo"))
+            data = _read_bytes(path)
             if namespace_key(proc_root, pid) != (ns.dev, ns.inode):
                 continue  # the pid was reused or setns()-ed away while we read
         except OSError as err:
             if err.errno in _GONE or err.errno in _DENIED:
                 continue
             raise
-        return pid, parse_mountinfo(data, os.path.join(base, "mountinfo"))
+        return pid, scan_mountinfo(data, path)
     return None, None
 
 
 def read_statmount(reader, proc_root, ns):
     for pid in ns.pids[:_READ_ATTEMPTS]:
         try:
-            fd = os.open(os.path.join(proc_root, str(pid), "ns", "mnt"), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open("%s/%d/ns/mnt" % (proc_root, pid), os.O_RDONLY | os.O_CLOEXEC)
         except OSError as err:
             if err.errno in _GONE or err.errno in _DENIED:
                 continue
@@ -281,16 +298,16 @@ def read_statmount(reader, proc_root, ns):
         try:
             if os.fstat(fd).st_ino != ns.inode:
                 continue
-            return pid, reader.read_namespace(fd)
+            return pid, TableScan.from_mounts(reader.read_namespace(fd))
         finally:
             os.close(fd)
     return None, None
 
 
 def _attribute(proc_root, ns, runc_pids):
-    base = os.path.join(proc_root, str(ns.pid if ns.pid is not None else ns.pids[0]))
-    ns.comm = _read_small(os.path.join(base, "comm"))
-    cgroup_text = _read_small(os.path.join(base, "cgroup"))
+    base = "%s/%d/" % (proc_root, ns.pid if ns.pid is not None else ns.pids[0])
+    ns.comm = _read_small(base + "comm")
+    cgroup_text = _read_small(base + "cgroup")
     ns.cgroup = cgroup_path(cgroup_text) if cgroup_text else None
     runc = None
     for pid in ns.pids:
@@ -354,6 +371,7 @@ def collect(
         raise CollectorError("unknown backend %r (choose from %s)" % (backend, ", ".join(BACKENDS)))
     if not os.path.isdir(proc_root):
         raise CollectorError("proc_root %s does not exist or is not a directory" % proc_root)
+    proc_root = proc_root.rstrip("/") or "/"  # paths below are built by formatting (hot path)
     started = clock()
     collection = Collection(backend)
     namespaces = enumerate_namespaces(proc_root, collection)
@@ -372,13 +390,13 @@ def collect(
             break
         try:
             if name == "statmount":
-                ns.pid, ns.mounts = read_statmount(reader, proc_root, ns)
+                ns.pid, ns.table = read_statmount(reader, proc_root, ns)
             else:
-                ns.pid, ns.mounts = read_mountinfo(proc_root, ns)
+                ns.pid, ns.table = read_mountinfo(proc_root, ns)
         except (OSError, MountinfoError) as err:
             collection.failed.append({"namespace": ns.inode, "error": str(err)})
             continue
-        if ns.mounts is None:
+        if ns.table is None:
             collection.skipped.append(ns.inode)
             continue
         _attribute(proc_root, ns, runc_pids)
@@ -408,15 +426,14 @@ def _find_pinned(proc_root, collection, reader):
     known.update(collection.skipped)
     pinned = {}
     for ns in collection.namespaces:
-        for mount in ns.mounts:
-            target = nsfs_target(mount)
-            if target is None or target in known:
+        for target, mount_point in ns.table.pins:
+            if target in known:
                 continue
             holder = pinned.get(target)
             if holder is None:
                 holder = pinned[target] = Namespace(ns.dev, target)
                 holder.owner = Owner("pinned")
-            holder.pinned_by.append((ns.inode, ns.pid, mount.mount_point))
+            holder.pinned_by.append((ns.inode, ns.pid, mount_point))
     for holder in pinned.values():
         _read_pinned(reader, proc_root, holder)
         collection.namespaces.append(holder)
@@ -433,9 +450,9 @@ def _read_pinned(reader, proc_root, holder):
             if os.fstat(fd).st_ino != holder.inode:
                 continue  # unmounted or replaced since we read the pinning namespace
             if reader is not None:
-                holder.mounts = reader.read_namespace(fd)
+                holder.table = TableScan.from_mounts(reader.read_namespace(fd))
             else:
-                holder.mounts = parse_mountinfo(
+                holder.table = scan_mountinfo(
                     _mountinfo_via_setns(proc_root, fd), "pinned mnt:[%d]" % holder.inode
                 )
             return

@@ -18,67 +18,72 @@ from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import (
     display_path,
 )
 
+from collections import Counter
+
 SAMPLE_MOUNT_POINTS = 3
+SAMPLE_SCAN_NAMESPACES = 5  # namespaces looked at for distinct sample mount points of a group
 
 
-class _Group:
-    __slots__ = ("id", "members", "namespaces", "samples", "slaves", "slave_namespaces")
+class _Index:
+    """Peer groups across namespaces, counted in C (Counter.update) rather than per mount."""
 
-    def __init__(self, group_id):
-        self.id = group_id
-        self.members = 0
-        self.namespaces = set()
-        self.samples = []
-        self.slaves = 0
-        self.slave_namespaces = set()
+    def __init__(self, namespaces):
+        self.members = Counter()  # group -> shared mounts in it (the peer ring size)
+        self.spans = Counter()  # group -> namespaces holding a member
+        self.slaves = Counter()  # group -> mounts that are its slaves
+        self.slave_spans = Counter()  # group -> namespaces holding a slave
+        self.first_seen = {}  # group -> namespaces holding members, in order (for samples)
+        for ns in namespaces:
+            table = ns.table
+            if table is None:
+                continue
+            self.members.update(table.shared)
+            groups = set(table.shared)
+            self.spans.update(groups)
+            for group in groups:
+                holders = self.first_seen.setdefault(group, [])
+                if len(holders) < SAMPLE_SCAN_NAMESPACES:
+                    holders.append(ns)
+            if table.masters:
+                self.slaves.update(table.masters)
+                self.slave_spans.update(set(table.masters))
 
-
-def _index_groups(namespaces):
-    groups = {}
-    for ns in namespaces:
-        for mount in ns.mounts or ():
-            if mount.shared is not None:
-                group = groups.get(mount.shared)
-                if group is None:
-                    group = groups[mount.shared] = _Group(mount.shared)
-                group.members += 1
-                group.namespaces.add(ns.inode)
-                if len(group.samples) < SAMPLE_MOUNT_POINTS:
+    def samples(self, group):
+        points = []
+        for ns in self.first_seen.get(group, ()):
+            for mount in ns.table.mounts():
+                if mount.shared == group:
                     point = display_path(mount.mount_point)
-                    if point not in group.samples:
-                        group.samples.append(point)
-            if mount.master is not None:
-                group = groups.get(mount.master)
-                if group is None:
-                    group = groups[mount.master] = _Group(mount.master)
-                group.slaves += 1
-                group.slave_namespaces.add(ns.inode)
-    return groups
+                    if point not in points:
+                        points.append(point)
+                        if len(points) == SAMPLE_MOUNT_POINTS:
+                            return points
+        return points
 
 
-def _host_shared_subtrees(host, groups):
+def _host_shared_subtrees(host, index):
     """Roots of the host's shared subtrees: shared mounts whose parent is not shared."""
-    if host is None or not host.mounts:
+    if host is None or host.table is None or not host.table.shared:
         return []
-    shared_ids = {m.mount_id for m in host.mounts if m.shared is not None}
+    mounts = host.table.mounts()
+    shared_ids = {m.mount_id for m in mounts if m.shared is not None}
     roots = []
-    for mount in host.mounts:
-        if mount.shared is None or mount.parent_id in shared_ids and mount.parent_id != mount.mount_id:
+    for mount in mounts:
+        if mount.shared is None or (mount.parent_id in shared_ids and mount.parent_id != mount.mount_id):
             continue
-        group = groups[mount.shared]
         roots.append(
             {
                 "mount_point": display_path(mount.mount_point),
                 "peer_group": mount.shared,
-                "members": group.members,
-                "namespaces": len(group.namespaces),
-                "slaves": group.slaves,
+                "members": index.members[mount.shared],
+                "namespaces": index.spans[mount.shared],
+                "slaves": index.slaves[mount.shared],
             }
         )
     return sorted(roots, key=lambda r: r["mount_point"])
 
 
-def _namespace_record(ns, groups, host_groups, mount_max, detail):
+def _namespace_record(ns, index, host_groups, mount_max, detail):
     record = {
         "inode": ns.inode,
         "key": "mnt:[%d]" % ns.inode,
@@ -92,9 +97,10 @@ def _namespace_record(ns, groups, host_groups, mount_max, detail):
             {"namespace": holder, "pid": pid, "mount_point": display_path(point)}
             for holder, pid, point in ns.pinned_by
         ],
-        "read": ns.mounts is not None,
+        "read": ns.table is not None,
     }
-    if ns.mounts is None:
+    table = ns.table
+    if table is None:
         record.update(
             mounts=None,
             propagation=None,
@@ -105,42 +111,35 @@ def _namespace_record(ns, groups, host_groups, mount_max, detail):
             mount_headroom=None,
         )
         return record
-    counts = dict.fromkeys(PROPAGATION_KINDS, 0)
-    own_groups = set()
-    host_peer = slave_to_host = cost = 0
-    for mount in ns.mounts:
-        counts[mount.propagation] += 1
-        if mount.shared is not None:
-            own_groups.add(mount.shared)
-            if not ns.is_host and mount.shared in host_groups:
-                host_peer += 1
-        if mount.master is not None:
-            cost += max(1, groups[mount.master].members)
-            if not ns.is_host and mount.master in host_groups:
-                slave_to_host += 1
+    members = index.members
+    if ns.is_host:
+        host_peer = slave_to_host = 0
+    else:
+        host_peer = sum(1 for group in table.shared if group in host_groups)
+        slave_to_host = sum(1 for group in table.masters if group in host_groups)
     record.update(
-        mounts=len(ns.mounts),
-        propagation=counts,
-        peer_groups=len(own_groups),
+        mounts=table.count,
+        propagation=table.propagation_counts(),
+        peer_groups=len(set(table.shared)),
         host_peer_mounts=host_peer,
         slave_to_host_mounts=slave_to_host,
-        predicted_read_cost=cost,
-        mount_headroom=mount_max - len(ns.mounts) if mount_max is not None else None,
+        predicted_read_cost=sum(members[group] or 1 for group in table.masters),
+        mount_headroom=mount_max - table.count if mount_max is not None else None,
     )
     if detail:
-        record["mount_list"] = [m.to_dict() for m in ns.mounts]
+        record["mount_list"] = [m.to_dict() for m in table.mounts()]
     return record
 
 
-def _group_record(group, host_groups):
+def _group_record(group, index, host_groups):
     return {
-        "id": group.id,
-        "members": group.members,
-        "namespaces": len(group.namespaces),
-        "slaves": group.slaves,
-        "slave_namespaces": len(group.slave_namespaces),
-        "includes_host": group.id in host_groups,
-        "sample_mount_points": group.samples,
+        "id": group,
+        "members": index.members[group],
+        "namespaces": index.spans[group],
+        "slaves": index.slaves[group],
+        "slave_namespaces": index.slave_spans[group],
+        "includes_host": group in host_groups,
+        "sample_mount_points": index.samples(group),
     }
 
 
@@ -155,15 +154,12 @@ def _max_by(records, field):
 
 def analyse(collection, mount_max=None, top_n=10, detail=False):
     namespaces = collection.namespaces
-    groups = _index_groups(namespaces)
+    index = _Index(namespaces)
     host = next((ns for ns in namespaces if ns.is_host), None)
-    host_groups = {m.shared for m in host.mounts if m.shared is not None} if host and host.mounts else set()
-    records = [_namespace_record(ns, groups, host_groups, mount_max, detail) for ns in namespaces]
-
-    real_groups = [g for g in groups.values() if g.members]
-    real_groups.sort(key=lambda g: (-g.members, g.id))
-    fanout = [g for g in groups.values() if g.slaves]
-    fanout.sort(key=lambda g: (-g.slaves, g.id))
+    host_groups = set(host.table.shared) if host is not None and host.table is not None else set()
+    records = [_namespace_record(ns, index, host_groups, mount_max, detail) for ns in namespaces]
+    largest_groups = sorted(index.members, key=lambda g: (-index.members[g], g))
+    fanout = sorted(index.slaves, key=lambda g: (-index.slaves[g], g))
 
     containers = [r for r in records if r["owner"] and r["owner"]["kind"] == "container"]
     read_records = [r for r in records if r["read"]]
@@ -177,17 +173,17 @@ def analyse(collection, mount_max=None, top_n=10, detail=False):
         key=lambda r: r["mount_headroom"],
         default=None,
     )
-    largest = real_groups[0] if real_groups else None
+    largest = largest_groups[0] if largest_groups else None
     summary = {
         "namespaces": len(records),
         "host_namespace": host.inode if host else None,
         "mounts": sum(r["mounts"] for r in read_records),
-        "host_mounts": len(host.mounts) if host and host.mounts else 0,
+        "host_mounts": host.table.count if host is not None and host.table is not None else 0,
         "propagation": totals,
-        "peer_groups": len(real_groups),
+        "peer_groups": len(largest_groups),
         "largest_peer_group": (
-            {"id": largest.id, "members": largest.members, "namespaces": len(largest.namespaces)}
-            if largest
+            {"id": largest, "members": index.members[largest], "namespaces": index.spans[largest]}
+            if largest is not None
             else None
         ),
         "container_namespaces": len(containers),
@@ -208,17 +204,17 @@ def analyse(collection, mount_max=None, top_n=10, detail=False):
         "min_mount_headroom": (
             {"value": tightest["mount_headroom"], "namespace": tightest["inode"]} if tightest else None
         ),
-        "host_shared_subtrees": _host_shared_subtrees(host, groups),
+        "host_shared_subtrees": _host_shared_subtrees(host, index),
     }
     return {
         "summary": summary,
-        "peer_groups": [_group_record(g, host_groups) for g in real_groups[:top_n]],
+        "peer_groups": [_group_record(g, index, host_groups) for g in largest_groups[:top_n]],
         "slave_fanout": [
             {
-                "master": g.id,
-                "slaves": g.slaves,
-                "namespaces": len(g.slave_namespaces),
-                "master_members": g.members,
+                "master": g,
+                "slaves": index.slaves[g],
+                "namespaces": index.slave_spans[g],
+                "master_members": index.members[g],
             }
             for g in fanout[:top_n]
         ],
@@ -234,7 +230,7 @@ def _collection_record(collection):
         "calibration_ms": collection.calibration,
         "host_namespace_source": collection.host_namespace_source,
         "namespaces_seen": collection.enumerated + sum(1 for ns in collection.namespaces if ns.pinned_by),
-        "namespaces_read": sum(1 for ns in collection.namespaces if ns.mounts is not None),
+        "namespaces_read": sum(1 for ns in collection.namespaces if ns.table is not None),
         "namespaces_skipped": len(collection.skipped),
         "namespaces_failed": len(collection.failed),
         "failures": collection.failed,
@@ -247,5 +243,5 @@ def _collection_record(collection):
         "duration_ms": collection.duration_ms,
     }
     if collection.partial:
-        record["covered"] = [ns.inode for ns in collection.namespaces if ns.mounts is not None]
+        record["covered"] = [ns.inode for ns in collection.namespaces if ns.table is not None]
     return record

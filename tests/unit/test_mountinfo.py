@@ -9,6 +9,7 @@ from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import (
     nsfs_target,
     parse_line,
     parse_mountinfo,
+    scan_mountinfo,
     unescape,
 )
 
@@ -111,3 +112,49 @@ def test_large_table_50000_lines():
     assert (
         kinds.count("shared") == 16666 and kinds.count("slave") == 16666 and kinds.count("private") == 16667
     )
+
+
+def _scan_matches_parse(data):
+    scan = scan_mountinfo(data)
+    mounts = parse_mountinfo(data)
+    assert scan.count == len(mounts)
+    assert scan.shared == [m.shared for m in mounts if m.shared is not None]
+    assert scan.masters == [m.master for m in mounts if m.master is not None]
+    kinds = [m.propagation for m in mounts]
+    assert scan.propagation_counts() == {k: kinds.count(k) for k in scan.propagation_counts()}
+    assert [m.propagation_key() for m in scan.mounts()] == [m.propagation_key() for m in mounts]
+    assert scan.pins == [(nsfs_target(m), m.mount_point) for m in mounts if nsfs_target(m) is not None]
+    return scan
+
+
+def test_scan_agrees_with_full_parse_on_every_case():
+    lines = [case[1] for case in TAG_CASES]
+    lines += [
+        b"40 29 0:80 " + raw + b" " + raw + b" rw master:3 - tmpfs " + raw + b" rw"
+        for _, raw, _ in ESCAPE_CASES
+    ]
+    lines.append(b"139 114 0:4 mnt:[4026532245] /run/pins/a\\040b rw - nsfs nsfs rw")
+    _scan_matches_parse(b"\n".join(lines) + b"\n")
+    _scan_matches_parse(
+        b"\n".join(line for line in lines if b"unbindable" not in line)
+    )  # fast path, no final newline
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"1 0 0:1 / / rw shared:1 - tmpfs - rw\n2 1 0:2 / /x rw master:1 - tmpfs src rw\n",  # source "-"
+        b"1 0 0:1 / / rw shared:1 - tmpfs t rw\n\n2 1 0:2 / /x rw - tmpfs src rw\n",  # blank line
+        b"",
+    ],
+    ids=["dash_source", "blank_line", "empty"],
+)
+def test_scan_falls_back_to_the_parser_for_odd_tables(data):
+    _scan_matches_parse(data)
+
+
+def test_scan_reports_the_bad_line():
+    with pytest.raises(MountinfoError, match="/t line 2: shared peer group is not a number"):
+        scan_mountinfo(b"1 0 0:1 / / rw - tmpfs t rw\n2 1 0:2 / /x rw shared:x - tmpfs t rw\n", "/t")
+    with pytest.raises(MountinfoError, match="/t line 1: no ' - ' separator"):
+        scan_mountinfo(b"1 0 0:1 / / rw tmpfs t rw\n", "/t")
