@@ -102,7 +102,7 @@ def inner(spec, rounds):
     samples = {"floor": [], "mountinfo": [], "statmount": []}
     rss = {"floor": 0.0, "mountinfo": 0.0, "statmount": 0.0}
     mounts = namespaces = 0
-    for _ in range(rounds):
+    for _round in range(rounds):
         for name, func in (
             ("floor", _floor(pids)),
             ("mountinfo", _collector("mountinfo")),

@@ -79,11 +79,11 @@ def build(spec):
     roles = {"host": [me], "peer": [], "slave": [], "private": [], "pinned": []}
     procs = []
     for role, propagation in (("peer", "unchanged"), ("slave", "slave"), ("private", "private")):
-        for _ in range(spec.get(role + "s", 0)):
+        for _index in range(spec.get(role + "s", 0)):
             proc = subprocess.Popen(["unshare", "--mount", "--propagation", propagation, "sleep", "600"])
             procs.append(proc)
             roles[role].append(_wait_unshared(proc, me))
-    for _ in range(spec.get("zombies", 0)):
+    for _index in range(spec.get("zombies", 0)):
         procs.append(subprocess.Popen(["true"]))  # never waited for: a zombie during the scan
     time.sleep(0.05 if spec.get("zombies") else 0)
     pins = os.path.join(BASE, "pins")
@@ -109,7 +109,7 @@ def _pin_new_namespace(pin, parent_inode, attempts=20):
     `unshare --mount=FILE` and by hand, about one run in three, always on the first bind); a new
     namespace on the next attempt binds fine, so retry with a fresh one.
     """
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         proc = subprocess.Popen(["unshare", "--mount", "--propagation", "unchanged", "sleep", "600"])
         try:
             _wait_unshared(proc, parent_inode)

@@ -162,7 +162,7 @@ def _parse_tags(tags, source, lineno):
     shared = master = propagate_from = None
     unbindable = False
     for tag in tags:
-        name, _, number = tag.partition(b":")
+        name, _sep, number = tag.partition(b":")
         if name == b"shared":
             shared = _int(number, source, lineno, "shared peer group")
         elif name == b"master":

@@ -126,8 +126,8 @@ def cgroup_path(text):
     """The unified (v2) path from /proc/PID/cgroup, else the first v1 path naming a hierarchy."""
     fallback = None
     for line in text.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        _controllers, _, path = rest.partition(":")
+        hierarchy, _sep, rest = line.partition(":")
+        _controllers, _sep, path = rest.partition(":")
         if hierarchy == "0":
             return path
         if fallback is None and path:

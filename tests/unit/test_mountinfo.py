@@ -131,7 +131,7 @@ def test_scan_agrees_with_full_parse_on_every_case():
     lines = [case[1] for case in TAG_CASES]
     lines += [
         b"40 29 0:80 " + raw + b" " + raw + b" rw master:3 - tmpfs " + raw + b" rw"
-        for _, raw, _ in ESCAPE_CASES
+        for _case, raw, _decoded in ESCAPE_CASES
     ]
     lines.append(b"139 114 0:4 mnt:[4026532245] /run/pins/a\\040b rw - nsfs nsfs rw")
     _scan_matches_parse(b"\n".join(lines) + b"\n")
