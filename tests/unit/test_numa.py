@@ -532,7 +532,8 @@ def _make_unreadable(path):
 
 
 def test_unreadable_files_are_named_in_warnings(tree, scratch):
-    root = scratch(tree("genoa_9654_nps2"))
+    nps2 = small("nps2-small", nodes_per_socket=2, l3_cores=2, vendor="AuthenticAMD", cross_socket=32)
+    root = scratch(tree(nps2))
     node = os.path.join(root, "sys/devices/system/node")
     cpu = os.path.join(root, "sys/devices/system/cpu")
     _make_unreadable(os.path.join(node, "node1/distance"))
@@ -740,3 +741,48 @@ def test_every_fact_is_documented(tree, name):
     facts = facts_of(tree(name))
     assert _undocumented(facts, doc, "numa") == []
     assert set(doc["contains"]) == set(facts), "documented keys that the module never returns"
+
+
+def _overwrite(path, data):
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+DAMAGE = [
+    lambda path, rng: os.remove(path),
+    lambda path, rng: _make_unreadable(path),
+    lambda path, rng: _overwrite(path, b""),
+    lambda path, rng: _overwrite(path, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))),
+    lambda path, rng: _overwrite(
+        path, rng.choice([b"-1", b"0-4294967295", b"7-3", b"1,,2", b"x y z", b"99999"])
+    ),
+]
+
+
+def test_absurd_range_is_refused_not_expanded(tree, scratch):
+    root = scratch(tree("vm_m6i_2xlarge"))
+    _overwrite(os.path.join(root, "sys/devices/system/node/node0/cpulist"), b"0-4294967295\n")
+    facts = facts_of(root)
+    assert facts["nodes"][0]["cpus"] == []
+    assert any("node0/cpulist: id out of range (>= 65536)" in w for w in facts["warnings"]), facts["warnings"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_damage_never_raises(tree, scratch, seed):
+    """Damage a growing number of random files (deleted, directories, empty, binary, absurd):
+    every collection must still return facts, and name a problem whenever it reports one."""
+    import random
+
+    rng = random.Random(seed)
+    root = scratch(tree("sparse_nodes_0_8"))
+    files = sorted(
+        os.path.join(d, f) for d, _dirs, names in os.walk(os.path.join(root, "sys")) for f in names
+    ) + [os.path.join(root, "proc/cpuinfo")]
+    rng.shuffle(files)
+    for round_ in range(8):
+        for path in files[round_ * 6 : round_ * 6 + 6]:
+            rng.choice(DAMAGE)(path, rng)
+        facts = facts_of(root)
+        json.dumps(facts)
+        assert facts["degraded"] is bool(facts["warnings"])
+        assert facts["topology_risk"]["tier"] in ("low", "medium", "high", "unknown")
