@@ -38,7 +38,7 @@ class ProbeRun:
         self.pid = pid
 
 
-class _Terminated(Exception):
+class ProbeInterrupted(Exception):
     """The module got SIGTERM/SIGHUP while bpftrace ran (Ansible task timeout, ^C on ssh)."""
 
 
@@ -60,7 +60,7 @@ def _die_with_parent(parent_pid):
 
 
 def _raise_terminated(signum, frame):
-    raise _Terminated("signal %d" % signum)
+    raise ProbeInterrupted("signal %d" % signum)
 
 
 def run_bpftrace(bpftrace, program, timeout, grace=5.0, env=None):

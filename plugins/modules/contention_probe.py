@@ -606,6 +606,8 @@ def main():
         run = probe.run_bpftrace(caps["bpftrace"]["path"], program, timeout, grace=KILL_GRACE_S)
     except OSError as err:
         module.fail_json(msg="running bpftrace: %s" % err, **result)
+    except probe.ProbeInterrupted as err:
+        module.fail_json(msg="running bpftrace: interrupted by %s; bpftrace was stopped" % err, **result)
     out = parse.parse_lines(run.stdout)
     warnings, errors = parse.classify_stderr(run.stderr)
     if not out.maps:

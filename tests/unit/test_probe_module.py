@@ -256,7 +256,7 @@ def _sleepers(tmp_path):
 
 
 def test_runner_kills_bpftrace_when_interrupted(tmp_path, monkeypatch):
-    """An exception in the module while waiting (e.g. SIGTERM -> _Terminated) kills the group."""
+    """An exception in the module while waiting (e.g. SIGTERM -> ProbeInterrupted) kills the group."""
     script = _script(tmp_path / "deaf", DEAF)
     started = {}
     real_popen = probe.subprocess.Popen
@@ -278,5 +278,5 @@ def test_runner_kills_bpftrace_when_interrupted(tmp_path, monkeypatch):
 
 
 def test_sigterm_handler_raises():
-    with pytest.raises(probe._Terminated, match="signal 15"):
+    with pytest.raises(probe.ProbeInterrupted, match="signal 15"):
         probe._raise_terminated(signal.SIGTERM, None)
