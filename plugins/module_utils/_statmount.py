@@ -48,7 +48,7 @@ _REQ = struct.Struct("=IIQQQ")
 _SM_HEAD = struct.Struct("=IIQIIQII")  # size, mnt_opts, mask, dev major/minor, magic, sb_flags, fs_type
 _SM_IDS = struct.Struct("=QQIIQQQQQII")  # from offset 40: mnt_id ... mnt_root, mnt_point
 _SM_STR_OFFSET = 512
-_BUF_SIZE = 64 * 1024
+_BUF_SIZE = 16 * 1024  # grows on EOVERFLOW (a mount point near PATH_MAX)
 _LIST_BATCH = 4096
 
 
@@ -65,9 +65,13 @@ class StatmountReader:
         libc = ctypes.CDLL(None, use_errno=True)
         self._syscall = libc.syscall
         self._syscall.restype = ctypes.c_long
-        self._buf = ctypes.create_string_buffer(_BUF_SIZE)
+        self._resize(_BUF_SIZE)
         self._ids = (ctypes.c_uint64 * _LIST_BATCH)()
         self._req = ctypes.create_string_buffer(_REQ.size)
+
+    def _resize(self, size):
+        self._buf = ctypes.create_string_buffer(size)
+        self._strings = ctypes.addressof(self._buf) + _SM_STR_OFFSET
 
     @staticmethod
     def namespace_id(ns_fd):
@@ -105,9 +109,19 @@ class StatmountReader:
 
     def stat_mount(self, mnt_id, ns_id):
         self._set_req(mnt_id, REQUEST_MASK, ns_id)
-        self._call("statmount", self._req, self._buf, ctypes.c_size_t(_BUF_SIZE), ctypes.c_uint(0))
-        raw = self._buf.raw
-        _size, _opts, _mask, major, minor, _magic, _sb_flags, fs_type = _SM_HEAD.unpack_from(raw, 0)
+        while True:
+            try:
+                self._call(
+                    "statmount", self._req, self._buf, ctypes.c_size_t(len(self._buf)), ctypes.c_uint(0)
+                )
+                break
+            except StatmountError as err:
+                if err.errno != errno.EOVERFLOW or len(self._buf) >= 1 << 20:
+                    raise
+                self._resize(len(self._buf) * 4)
+        # Unpack in place: copying the buffer out per mount would cost more than the syscall.
+        buf = self._buf
+        _size, _opts, _mask, major, minor, _magic, _sb_flags, fs_type = _SM_HEAD.unpack_from(buf, 0)
         (
             _mnt_id,
             _parent,
@@ -120,20 +134,21 @@ class StatmountReader:
             _propagate_from,
             mnt_root,
             mnt_point,
-        ) = _SM_IDS.unpack_from(raw, 40)
+        ) = _SM_IDS.unpack_from(buf, 40)
+        strings = self._strings
         return Mount(
             mnt_id_old,
             parent_id_old,
             major,
             minor,
-            _cstring(raw, mnt_root),
-            _cstring(raw, mnt_point),
+            ctypes.string_at(strings + mnt_root),
+            ctypes.string_at(strings + mnt_point),
             "",
             peer_group if propagation & MS_SHARED else None,
             master if propagation & MS_SLAVE else None,
             None,
             bool(propagation & MS_UNBINDABLE),
-            _cstring(raw, fs_type).decode("utf-8", "replace"),
+            ctypes.string_at(strings + fs_type).decode("utf-8", "replace"),
         )
 
     def read_namespace(self, ns_fd):
@@ -148,11 +163,6 @@ class StatmountReader:
                     continue
                 raise
         return mounts
-
-
-def _cstring(raw, offset):
-    start = _SM_STR_OFFSET + offset
-    return raw[start : raw.index(b"\0", start)]
 
 
 def probe():
