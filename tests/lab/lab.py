@@ -44,6 +44,9 @@ DEFAULT_MIX = (
     "runc",
 )
 PR_SET_PDEATHSIG = 1
+# hostinit gives each host its own copy of these (tmpfs or overlay): the run dir, which hosts
+# read their sshd config from and write their built.json to, cannot live there.
+HOST_PRIVATE_DIRS = ("/tmp", "/run", "/srv", "/etc", "/var", "/root")
 
 
 class LabError(RuntimeError):
@@ -169,6 +172,12 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, mounts, cgroups)")
         specs = specs or parse_host_specs(DEFAULT_MIX)
+        real_root = os.path.realpath(run_root)
+        for hidden in HOST_PRIVATE_DIRS:
+            if real_root == hidden or real_root.startswith(hidden + "/"):
+                raise LabError(
+                    "run dir %s is under %s, which every lab host replaces with its own" % (run_root, hidden)
+                )
         lab_id = "%s-%d" % (time.strftime("%H%M%S"), os.getpid())
         path = os.path.join(run_root, lab_id)
         os.makedirs(path, mode=0o755)
@@ -209,7 +218,7 @@ class Lab:
         with open(os.path.join(path, "authorized_keys"), "w", encoding="ascii") as handle:
             handle.write(client_pub + "\n")
         os.chmod(os.path.join(path, "authorized_keys"), 0o600)
-        os.makedirs(os.path.join(path, "cp"), mode=0o700)
+        os.makedirs(self.control_dir, mode=0o700)
         build_rootfs(os.path.join(path, "rootfs"))
         ports = free_ports(count)
         known = []
@@ -407,7 +416,7 @@ class Lab:
             "        ansible_python_interpreter: /usr/bin/python3",
             "        ansible_ssh_private_key_file: %s" % os.path.join(path, "client_key"),
             '        ansible_ssh_common_args: "%s"' % common,
-            "        ansible_control_path_dir: %s" % os.path.join(path, "cp"),
+            "        ansible_control_path_dir: %s" % self.control_dir,
             "      hosts:",
         ]
         for host in self.state["hosts"]:
@@ -420,6 +429,11 @@ class Lab:
             handle.write("\n".join(lines) + "\n")
 
     # -- access ---------------------------------------------------------------------------
+
+    @property
+    def control_dir(self):
+        """ssh ControlPersist sockets: in the run dir unless that makes the socket path too long."""
+        return control_dir(self.state)
 
     @property
     def inventory(self):
@@ -484,11 +498,18 @@ class Lab:
 
     def down(self):
         """Kill every process of the lab, remove its cgroups and run dir; return what was left."""
-        teardown(self.state["cgroup_name"], self.path, self.state.get("hosts", []))
+        teardown(self.state["cgroup_name"], self.path, self.state.get("hosts", []), control_dir(self.state))
         return self.leftovers()
 
     def leftovers(self):
         return leftovers(self.state)
+
+
+def control_dir(state):
+    preferred = os.path.join(state["path"], "cp")
+    if len(preferred) + 41 < 104:  # ansible names sockets %C (40 hex); sun_path holds 108 bytes
+        return preferred
+    return os.path.join("/tmp", "mountops-lab-cp-" + state["cgroup_name"])
 
 
 def _alive(pid):
@@ -565,7 +586,7 @@ def _processes_mentioning(text):
     return pids
 
 
-def teardown(cgroup_name, path, hosts=(), timeout=15.0):
+def teardown(cgroup_name, path, hosts=(), control=None, timeout=15.0):
     dirs = lab_cgroup_dirs(cgroup_name)
     for host in hosts:
         for cgroup in host.get("cgroups", {}).values():
@@ -576,8 +597,9 @@ def teardown(cgroup_name, path, hosts=(), timeout=15.0):
         pids = set()
         for cgroup in dirs:
             pids |= nsutil.cgroup_pids(cgroup)
-        if path:
-            pids |= set(_processes_mentioning(path))
+        for where in (path, control):
+            if where:
+                pids |= set(_processes_mentioning(where))
         live = [pid for pid in pids if _alive(pid)]
         if not live or time.monotonic() > deadline:
             break
@@ -597,8 +619,9 @@ def teardown(cgroup_name, path, hosts=(), timeout=15.0):
         parent = os.path.dirname(cgroup)
         with contextlib.suppress(OSError):
             os.rmdir(parent)  # the shared mountops-lab dir, when no other lab uses it
-    if path and os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
+    for where in (control, path):
+        if where and os.path.isdir(where):
+            shutil.rmtree(where, ignore_errors=True)
     return left
 
 
@@ -610,11 +633,12 @@ def leftovers(state):
         pids = nsutil.cgroup_pids(cgroup)
         problems.append("cgroup %s remains%s" % (cgroup, " with pids %s" % sorted(pids) if pids else ""))
     path = state.get("path")
-    if path and os.path.exists(path):
-        problems.append("run dir %s remains" % path)
-    if path:
-        for pid in _processes_mentioning(path):
-            problems.append("process %d still names %s" % (pid, path))
+    for where in (path, control_dir(state) if path else None):
+        if where and os.path.exists(where):
+            problems.append("%s remains" % where)
+        if where:
+            for pid in _processes_mentioning(where):
+                problems.append("process %d still names %s" % (pid, where))
     ports = {h["port"] for h in state.get("hosts", []) if "port" in h}
     busy = ports & listening_ports()
     if busy:
@@ -724,6 +748,7 @@ def down_all(run_root=RUN_ROOT, only_strays=False, log=None):
             continue
         if log:
             log("removing stray lab cgroup %s (no run dir)" % name)
-        teardown(name, os.path.join(run_root, name[len(tag) + 1 :]))
+        lab_path = os.path.join(run_root, name[len(tag) + 1 :])
+        teardown(name, lab_path, control=control_dir({"path": lab_path, "cgroup_name": name}))
         results[name] = ["cgroup %s remains" % d for d in lab_cgroup_dirs(name)]
     return results

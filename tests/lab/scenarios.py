@@ -95,7 +95,7 @@ class Context:
             raise RuntimeError("%s failed (%d): %s" % (argv[0], done.returncode, done.stderr.strip()))
         return done.stdout
 
-    def spawn(self, role, cgroup_rel=None, propagation="private", setup=None):
+    def spawn(self, role, cgroup_rel=None, propagation="private", setup=None, cpu=None):
         """Fork a long-lived process (``sleep infinity``) in a new mount namespace.
 
         ``propagation`` is applied recursively to the new namespace's copy (``unchanged`` keeps
@@ -110,6 +110,8 @@ class Context:
                 os.close(read_fd)
                 os.setsid()
                 cgroup_join(cgroups)
+                if cpu is not None:
+                    os.sched_setaffinity(0, {cpu})
                 unshare(CLONE_NEWNS)
                 if propagation != "unchanged":
                     set_propagation("/", propagation)
@@ -499,7 +501,7 @@ def pinned_ns(ctx, count):
     """Mount namespaces kept alive only by an nsfs bind mount; their process is gone."""
     pinned = []
     for i in range(count):
-        pid, inode = ctx.spawn("pinned-%d" % i, None, "private")
+        pid, inode = _newer_namespace(ctx, "pinned-%d" % i)
         target = "/run/mntns/lab-pinned-%d" % i
         write_file(target, "")
         mount("/proc/%d/ns/mnt" % pid, target, None, MS_BIND)
@@ -509,6 +511,24 @@ def pinned_ns(ctx, count):
         ctx.pins.append((target, "pinned-%d" % i))
         pinned.append({"path": target, "ns": inode, "stat_ino": os.stat(target).st_ino})
     return {"pinned": pinned}
+
+
+def _newer_namespace(ctx, role, attempts=64):
+    """A namespace the kernel lets us pin: its id must be above ours (``mnt_ns_loop``).
+
+    Namespace ids come from per-CPU batches on this kernel, so a namespace created after ours
+    can still get a smaller id, and the bind then fails with EINVAL. Try each CPU in turn.
+    """
+    mine = nsutil.mntns_id("/proc/self/ns/mnt")
+    cpus = sorted(os.sched_getaffinity(0))
+    for attempt in range(attempts):
+        pid, inode = ctx.spawn(role, None, "private", cpu=cpus[attempt % len(cpus)])
+        if nsutil.mntns_id("/proc/%d/ns/mnt" % pid) > mine:
+            return pid, inode
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        ctx.spawned = [(p, r) for p, r in ctx.spawned if p != pid]
+    raise RuntimeError("no namespace newer than ours (id %d) after %d attempts" % (mine, attempts))
 
 
 BUILDERS = {
