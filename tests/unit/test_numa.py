@@ -752,7 +752,7 @@ DAMAGE = [
     lambda path, rng: os.remove(path),
     lambda path, rng: _make_unreadable(path),
     lambda path, rng: _overwrite(path, b""),
-    lambda path, rng: _overwrite(path, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))),
+    lambda path, rng: _overwrite(path, bytes(rng.randrange(256) for _byte in range(rng.randrange(1, 40)))),
     lambda path, rng: _overwrite(
         path, rng.choice([b"-1", b"0-4294967295", b"7-3", b"1,,2", b"x y z", b"99999"])
     ),
