@@ -337,12 +337,12 @@ class Collector:
                 problem.component = "containerd"
             self.problems.extend(problems)
         else:
-            settings, _ = cfg.interpret_containerd([])
+            settings = cfg.interpret_containerd([])[0]
             settings["default_runtime_source"] = "default (no config file loaded)"
         for key in ("root", "state"):
             if record["flags"].get(key):
                 settings[key] = record["flags"][key]
-        settings["imports"] = [p for p, _ in docs[1:]]
+        settings["imports"] = [path for path, _doc in docs[1:]]
         settings["unimported_dropins"] = unimported
         record["settings"] = settings
 

@@ -9,6 +9,7 @@ returned as ``Problem`` records (file, line, what was wrong) next to whatever co
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -56,6 +57,7 @@ _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.\d+)*(.*)$")
 _PRERELEASE_RE = re.compile(r"^[-~.]?(alpha|beta|rc|pre|dev)[.\-]?(\d*)", re.IGNORECASE)
 
 
+@functools.total_ordering
 class Version:
     """A comparable release version; ``-rc.1``/``~rc1`` sort before the release, ``+ds1``/``-ce`` don't."""
 
@@ -92,9 +94,6 @@ class Version:
 
     def __lt__(self, other):
         return self.key() < other.key()
-
-    def __le__(self, other):
-        return self.key() <= other.key()
 
     def __hash__(self):
         return hash(self.key())
@@ -175,12 +174,10 @@ def load_json(path, text, component=None):
         return {}, None
     try:
         doc = json.loads(text)
-    except ValueError as exc:
-        line = getattr(exc, "lineno", None)
-        reason = getattr(exc, "msg", str(exc))
-        column = getattr(exc, "colno", None)
-        where = "" if column is None else " (column %d)" % column
-        return None, Problem(path, line, "invalid JSON: %s%s" % (reason, where), component)
+    except json.JSONDecodeError as exc:
+        return None, Problem(
+            path, exc.lineno, "invalid JSON: %s (column %s)" % (exc.msg, exc.colno), component
+        )
     if not isinstance(doc, dict):
         return None, Problem(path, 1, "expected a JSON object, found %s" % type(doc).__name__, component)
     return doc, None

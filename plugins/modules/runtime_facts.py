@@ -31,7 +31,7 @@ description:
     are absent.
 version_added: 0.1.0
 author:
-  - mountops contributors
+  - mountops contributors (@mountops)
 options:
   etc_root:
     description:
@@ -206,7 +206,12 @@ ansible_facts:
               C(mnt_ns) (mount namespace inode, the key C(propagation_facts) uses), C(mnt_ns_key)
               (C(mnt:[N])), C(mnt_ns_dev), C(in_host_mnt_ns).
             - C(rootfs_propagation) with C(configured) (C(linux.rootfsPropagation) or null),
-              C(effective), C(runtime_default) and C(default_applied).
+              C(effective) (the configured value, else the runtime's default, which is what the runtime
+              applies to the container's mount tree), C(runtime_default) and C(default_applied).
+              runc makes the rootfs parent mount private before C(pivot_root), so the root mount
+              itself can end up private even with C(rshared); mounts below it (volumes) follow
+              C(effective) unless their own option says otherwise. The kernel's view of each
+              namespace is in C(propagation_facts), joined on C(mnt_ns).
             - C(mounts) (C(destination), C(source), C(type), C(options), C(propagation),
               C(idmapped)), C(shared_mounts) and C(idmapped_mounts) (destinations),
               C(user_namespace) (C(enabled), C(uid_mappings), C(gid_mappings)), C(pod)

@@ -182,7 +182,7 @@ def test_rootfs_and_volume_propagation_as_configured(facts, lab, name):
 
 def test_the_kernel_agrees_with_the_reported_propagation(lab):
     """The volume inside each container: slave of, private to, or peer of the host mount."""
-    host_group, _ = _peer_group("/proc/self/mountinfo", lab["volume"])
+    host_group = _peer_group("/proc/self/mountinfo", lab["volume"])[0]
     assert host_group is not None, "the test volume is shared on the host"
     seen = {name: _peer_group("/proc/%d/mountinfo" % pid, "/data") for name, pid in lab["pids"].items()}
     # No propagation option: the rootfs propagation applies. runc's rslave default keeps the

@@ -84,7 +84,8 @@ def test_version_outputs_without_a_version(engine, output):
 )
 def test_version_ordering(lower, higher):
     assert cfg.Version.parse(lower) < cfg.Version.parse(higher)
-    assert not cfg.Version.parse(higher) < cfg.Version.parse(lower)
+    assert cfg.Version.parse(higher) > cfg.Version.parse(lower)
+    assert cfg.Version.parse(lower) <= cfg.Version.parse(higher)
 
 
 def test_build_metadata_is_not_a_prerelease():
@@ -178,7 +179,7 @@ def test_containerd_v1_short_plugin_ids():
 def test_containerd_v2_with_an_import_replacing_the_cri_section():
     main = toml("configs", "containerd-v2.toml")
     assert cfg.containerd_imports(main[1]) == ["nvidia.toml"]
-    alone, _ = cfg.interpret_containerd([main])
+    alone = cfg.interpret_containerd([main])[0]
     assert alone["default_runtime"] == "runc" and alone["default_runtime_source"] == main[0]
     assert set(alone["runtimes"]) == {"kata-qemu", "runc"}
     assert alone["runtimes"]["kata-qemu"]["privileged_without_host_devices"] is True
@@ -239,7 +240,7 @@ def test_containerd_semantic_problems(text, message, line):
 
 def test_docker_defaults_and_bad_types():
     text = '{\n  "default-runtime": 5,\n  "runtimes": {"ok": {"path": "/x"}, "bad": "/y"},\n  "userns-remap": "default"\n}\n'
-    doc, _ = cfg.load_json("d.json", text)
+    doc = cfg.load_json("d.json", text)[0]
     settings, problems = cfg.interpret_docker("d.json", doc, text)
     assert settings["default_runtime"] == "runc" and settings["default_runtime_source"] == "default"
     assert settings["runtimes"] == {"ok": {"path": "/x", "runtime_type": None, "args": []}}
@@ -334,9 +335,9 @@ def test_parse_unit_assignments_and_lines():
 
 
 def test_effective_settings_later_dropins_win_and_empty_resets():
-    unit, _ = cfg.parse_unit("u.service", UNIT)
-    first, _ = cfg.parse_unit("10.conf", "[Service]\nMountFlags=slave\nPrivateMounts=yes\n")
-    reset, _ = cfg.parse_unit("20.conf", "[Service]\nMountFlags=\n")
+    unit = cfg.parse_unit("u.service", UNIT)[0]
+    first = cfg.parse_unit("10.conf", "[Service]\nMountFlags=slave\nPrivateMounts=yes\n")[0]
+    reset = cfg.parse_unit("20.conf", "[Service]\nMountFlags=\n")[0]
     settings = cfg.effective_unit_settings([("u.service", unit), ("10.conf", first)])
     assert settings["MountFlags"] == {"value": "slave", "source": "10.conf", "line": 2}
     assert cfg.implies_mount_namespace(settings) == ["PrivateMounts", "PrivateTmp"]
