@@ -150,10 +150,10 @@ def run_readers(args, deadline):
         path = os.path.join(tree, "m%03d" % i)
         os.mkdir(path)
         sys_mount("sub", path, "tmpfs", 0, "size=16k")
-    sleepers = [_fork(_sleeper_in_new_ns(slave=False)) for _ in range(args.peers)]
+    sleepers = [_fork(_sleeper_in_new_ns(slave=False)) for _peer in range(args.peers)]
     time.sleep(0.2)
     read_fd, write_fd = os.pipe()
-    pids = [_fork(lambda: reader(deadline, write_fd)) for _ in range(args.readers)]
+    pids = [_fork(lambda: reader(deadline, write_fd)) for _reader in range(args.readers)]
     os.close(write_fd)
     print("ready", flush=True)
     for pid in pids:
@@ -225,7 +225,7 @@ class Host:
         return init_pid_of(self.proc.pid)
 
     def wait(self, timeout=None):
-        out, _ = self.proc.communicate(timeout=timeout)
+        out, _err = self.proc.communicate(timeout=timeout)
         for line in out.splitlines():
             if line.startswith("{"):
                 self.result = json.loads(line)

@@ -503,7 +503,7 @@ def analyse_kfuncs(out, plan, seconds):
     calls = out.get("@kf_calls") or {}
     return {
         name: {"calls": _int(calls.get(name, 0)), "per_sec": _rate(_int(calls.get(name, 0)), seconds)}
-        for name, _ in plan.get("kfuncs") or []
+        for name, _attach in plan.get("kfuncs") or []
     }
 
 

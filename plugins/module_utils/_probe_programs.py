@@ -364,7 +364,7 @@ def scope_condition(pidns_inum):
     """Predicate text: the task's pid namespace is ``pidns_inum`` or nested below it."""
     path = "curtask->nsproxy->pid_ns_for_children"
     terms = []
-    for _ in range(SCOPE_DEPTH):
+    for _level in range(SCOPE_DEPTH):
         terms.append("%s->ns.inum == %d" % (path, int(pidns_inum)))
         path += "->parent"
     return " || ".join(terms)
@@ -468,4 +468,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    main(sys.argv)

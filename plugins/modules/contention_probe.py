@@ -23,7 +23,8 @@ description:
     C(fs/pnode.c) functions in the waiter's kernel stack.
   - Needs root. If tracefs is not mounted the module mounts it at C(/sys/kernel/tracing) (see
     O(mount_tracefs)) and says so in RV(capabilities.tracefs.mounted_by_probe).
-author: mountops contributors
+author:
+  - mountops contributors (@mountops)
 extends_documentation_fragment:
   - mountops.fleet.attributes.observational
 options:
@@ -141,6 +142,7 @@ options:
     default: false
 attributes:
   facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
     details: Only with O(facts=true).
 notes:
@@ -212,8 +214,18 @@ capabilities:
       description: C(path) and C(version) of bpftrace (null when missing).
       type: dict
     tracefs:
-      description: C(path) of the mounted tracefs, C(mounted_by_probe), and C(error) if mounting failed.
+      description: Where tracefs is, and whether the module had to mount it.
       type: dict
+      contains:
+        path:
+          description: The mounted tracefs (null when none).
+          type: str
+        mounted_by_probe:
+          description: The module mounted tracefs because none was mounted (it stays mounted).
+          type: bool
+        error:
+          description: Why mounting tracefs failed, or null.
+          type: str
     btf:
       description: Kernel BTF present (C(/sys/kernel/btf/vmlinux)).
       type: bool

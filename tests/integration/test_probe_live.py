@@ -221,7 +221,7 @@ def test_module_terminated_mid_run_cleans_up_and_reports(module_process):
     module, tracer = module_process()
     time.sleep(1.0)
     module.send_signal(signal.SIGTERM)
-    out, _ = module.communicate(timeout=15)
+    out, _err = module.communicate(timeout=15)
     result = json.loads(out)
     assert result["failed"] is True and "interrupted by signal 15" in result["msg"]
     assert tracer not in bpftrace_pids()
@@ -231,7 +231,7 @@ def test_bpftrace_killed_mid_run_fails_the_module_quickly(module_process):
     module, tracer = module_process()
     time.sleep(1.0)
     os.kill(tracer, signal.SIGKILL)
-    out, _ = module.communicate(timeout=15)
+    out, _err = module.communicate(timeout=15)
     result = json.loads(out)
     assert result["failed"] is True
     assert "running bpftrace: no result" in result["msg"] and "-9" in result["msg"]
