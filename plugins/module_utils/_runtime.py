@@ -431,20 +431,24 @@ class Collector:
         unit_file = next(
             (os.path.join(d, unit) for d in dirs if os.path.lexists(os.path.join(d, unit))), None
         )
-        if unit_file is None:
-            return None
-        masked = os.path.islink(unit_file) and os.path.realpath(unit_file) == "/dev/null"
+        masked = (
+            unit_file is not None and os.path.islink(unit_file) and os.path.realpath(unit_file) == "/dev/null"
+        )
         unit_type = unit.rsplit(".", 1)[-1]
         # Drop-ins: <unit>.d/ and the type-wide <type>.d/, sorted by file name; a name in a
         # higher-priority directory hides the same name further down.
-        dropins = {}
+        dropins, own = {}, False
         for directory in dirs:
             for sub in (unit + ".d", unit_type + ".d"):
                 for path in glob.glob(os.path.join(directory, sub, "*.conf")):
                     dropins.setdefault(os.path.basename(path), path)
+                    own = own or sub == unit + ".d"
+        if unit_file is None and not own:
+            return None
+        # Drop-ins without a unit file still matter: they apply as soon as the package is installed.
         ordered = [dropins[name] for name in sorted(dropins)]
         parsed = []
-        for path in ([] if masked else [unit_file]) + ordered:
+        for path in ([] if masked or unit_file is None else [unit_file]) + ordered:
             text = self.read(path, "systemd")
             if text is None:
                 continue

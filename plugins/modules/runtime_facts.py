@@ -190,6 +190,8 @@ ansible_facts:
           description:
             - systemd units of the engines, keyed by unit name, read from unit files and drop-ins
               (C(/etc), C(/run), C(/usr/local/lib), C(/usr/lib), C(/lib)).
+            - A unit is listed when its unit file or a drop-in of its own exists; C(unit_file) is null
+              for drop-ins whose package is not installed (they apply once it is).
             - Each has C(engine), C(unit_file), C(masked), C(drop_ins) (in load order), C(settings)
               (C(MountFlags), C(PrivateMounts) and the settings that imply a private mount namespace,
               each C(value), C(source) file and C(line); C(value) is null where an empty assignment

@@ -358,6 +358,29 @@ def test_broken_inputs_are_reported_and_the_rest_is_gathered(tmp_path):
     assert "MO-RT-007" not in [a["id"] for a in facts["advisories"]], "unknown is not 'missing'"
 
 
+def test_units_masked_and_dropin_only(tmp_path):
+    etc = tmp_path / "etc" / "systemd" / "system"
+    (etc / "docker.service.d").mkdir(parents=True)
+    (etc / "docker.service.d" / "override.conf").write_text("[Service]\nMountFlags=slave\n")
+    (etc / "service.d").mkdir()
+    (etc / "service.d" / "00-all.conf").write_text("[Service]\nPrivateTmp=yes\n")
+    os.symlink("/dev/null", str(etc / "containerd.service"))
+    lib = tmp_path / "usr" / "lib" / "systemd" / "system"
+    lib.mkdir(parents=True)
+    (lib / "containerd.service").write_text("[Service]\nMountFlags=shared\n")
+    collector = _runtime.Collector(
+        roots={"etc_root": str(tmp_path / "etc"), "run_root": str(tmp_path / "run")}
+    )
+    services = collector.collect_services()
+    assert set(services) == {"docker.service", "containerd.service"}, "type-wide drop-ins alone list nothing"
+    docker = services["docker.service"]
+    assert docker["unit_file"] is None and docker["mount_flags"] == "slave"
+    assert [os.path.basename(p) for p in docker["drop_ins"]] == ["00-all.conf", "override.conf"]
+    assert docker["own_mount_namespace"] == ["PrivateTmp"]
+    masked = services["containerd.service"]
+    assert masked["masked"] is True and masked["mount_flags"] is None, "a masked unit file is not read"
+
+
 def test_unreadable_proc_root_is_a_warning(tmp_path):
     collector = _runtime.Collector(
         roots={
