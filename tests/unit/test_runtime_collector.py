@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.mountops.fleet.plugins.module_utils import _runtime
+from ansible_collections.mountops.fleet.plugins.module_utils import _runtime, _runtime_toml
 from ansible_collections.mountops.fleet.plugins.modules import runtime_facts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -15,6 +15,14 @@ HOSTS = os.path.join(HERE, "fixtures", "runtime", "hosts")
 VERSIONS = os.path.join(HERE, "fixtures", "runtime", "versions")
 
 HOST_NS = 4026531841
+
+
+@pytest.fixture(autouse=True, params=["tomllib", "subset"])
+def toml_backend(request, monkeypatch):
+    """Run every collector test with tomllib and with the subset parser Python < 3.11 targets use."""
+    if request.param == "subset":
+        monkeypatch.setattr(_runtime_toml, "_tomllib", None)
+    return request.param
 
 
 def version_text(name):
