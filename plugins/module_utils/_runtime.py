@@ -193,13 +193,13 @@ class Collector:
     def problem(self, file, line, message, component):
         self.problems.append(cfg.Problem(file, line, message, component))
 
-    def read(self, path, component, missing_ok=True):
+    def read(self, path, component):
         """Text of a file, or None (missing files are normal; other errors are problems)."""
         try:
             with open(path, "rb") as handle:
                 return handle.read().decode("utf-8", "replace")
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR) and missing_ok:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 return None
             self.problem(path, None, "cannot read: %s" % (exc.strerror or exc), component)
             return None
@@ -279,8 +279,6 @@ class Collector:
             name = engine["name"]
             pids = [pid for comm in engine["processes"] for pid in self.processes().get(comm, [])]
             binary, binary_source = self.find_binary(engine, pids)
-            if binary is None and self.live is False and name in self.version_outputs:
-                binary_source = "version_outputs"
             record = {
                 "binary": binary,
                 "binary_source": binary_source,
@@ -381,13 +379,13 @@ class Collector:
     def _config_crio(self, record):
         main = self.host_path(record["flags"].get("config") or "/etc/crio/crio.conf")
         dropin_dir = self.host_path(record["flags"].get("config_dir") or "/etc/crio/crio.conf.d")
-        docs = []
+        docs, texts = [], {}
         for path in [main] + sorted(glob.glob(os.path.join(dropin_dir, "*.conf"))):
-            doc, _text = self._load(record, path, "toml", "crio")
+            doc, texts[path] = self._load(record, path, "toml", "crio")
             if doc is not None:
                 docs.append((path, doc))
         settings, problems = cfg.interpret_crio(docs, record.get("version"))
-        for problem in problems:
+        for problem in cfg.locate_lines(problems, texts):
             problem.component = "crio"
         self.problems.extend(problems)
         if record["flags"].get("default_runtime"):
@@ -400,13 +398,13 @@ class Collector:
             self.host_path("/usr/share/containers/containers.conf"),
             self.host_path("/etc/containers/containers.conf"),
         ] + sorted(glob.glob(os.path.join(self.host_path("/etc/containers/containers.conf.d"), "*.conf")))
-        docs = []
+        docs, texts = [], {}
         for path in paths:
-            doc, _text = self._load(record, path, "toml", "podman")
+            doc, texts[path] = self._load(record, path, "toml", "podman")
             if doc is not None:
                 docs.append((path, doc))
         settings, problems = cfg.interpret_containers_conf(docs)
-        for problem in problems:
+        for problem in cfg.locate_lines(problems, texts):
             problem.component = "podman"
         self.problems.extend(problems)
         record["settings"] = settings
@@ -621,12 +619,12 @@ class Collector:
         else:
             pid = doc.get("pid")
             bundle = doc.get("bundle")
-            self._load_spec(record, os.path.join(state_dir, "config.json"), "crun state config.json")
+            self._load_spec(record, os.path.join(state_dir, "config.json"))
         if isinstance(pid, int) and pid > 0:
             record["pid"] = pid
         if isinstance(bundle, str) and bundle:
             record["bundle"] = bundle
-            self._load_spec(record, os.path.join(self.host_path(bundle), "config.json"), "bundle config.json")
+            self._load_spec(record, os.path.join(self.host_path(bundle), "config.json"))
 
     def _containerd_task(self, found, bundle, engine):
         if not os.path.isfile(os.path.join(bundle, "config.json")):
@@ -636,7 +634,7 @@ class Collector:
         record["engine"] = "docker" if namespace == "moby" else engine
         record["containerd_namespace"] = namespace
         record["bundle"] = record["bundle"] or bundle
-        self._load_spec(record, os.path.join(bundle, "config.json"), "containerd bundle config.json")
+        self._load_spec(record, os.path.join(bundle, "config.json"))
         if record["pid"] is None:
             pid = _read_small(os.path.join(bundle, "init.pid"))
             record["pid"] = int(pid) if pid and pid.isdigit() else None
@@ -649,7 +647,7 @@ class Collector:
         if not os.path.isfile(spec_path):
             return
         record = self._record(found, os.path.basename(os.path.dirname(userdata)))
-        self._load_spec(record, spec_path, "containers/storage config.json")
+        self._load_spec(record, spec_path)
         annotations = (record["_spec"] or {}).get("annotations") or {}
         if record["engine"] is None:
             if any(str(k).startswith("io.kubernetes.cri-o.") for k in annotations):
@@ -661,7 +659,7 @@ class Collector:
             pid = _read_small(os.path.join(userdata, "pidfile"))
             record["pid"] = int(pid) if pid and pid.isdigit() else None
 
-    def _load_spec(self, record, path, source):
+    def _load_spec(self, record, path):
         if record["_spec"] is not None:
             return
         text = self.read(path, "containers")
@@ -672,7 +670,7 @@ class Collector:
             self.problems.append(problem)
             return
         record["_spec"] = doc
-        record["config_source"] = path if source else None
+        record["config_source"] = path
 
     def _finish_container(self, record, host_key):
         spec = record.pop("_spec")

@@ -19,13 +19,15 @@ from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_tom
 class Problem:
     """Something in an input file we could not use: where it is and what was wrong."""
 
-    __slots__ = ("component", "file", "line", "message")
+    __slots__ = ("component", "file", "key", "line", "message")
 
-    def __init__(self, file, line, message, component=None):
+    def __init__(self, file, line, message, component=None, key=None):
         self.file = file
         self.line = line
         self.message = message
         self.component = component
+        # The key the problem is about, so that locate_lines() can find its line later.
+        self.key = key
 
     def to_dict(self):
         return {"component": self.component, "file": self.file, "line": self.line, "message": self.message}
@@ -189,6 +191,23 @@ def line_of(text, needle):
         return None
     index = text.find(needle)
     return None if index < 0 else text.count("\n", 0, index) + 1
+
+
+def line_of_key(text, key):
+    """1-based line where ``key`` (bare or quoted) is assigned, ignoring comments; None if absent."""
+    if not text:
+        return None
+    pattern = re.compile(r"""^[ \t]*(?:[\w.\-"']*\.)?["']?%s["']?[ \t]*=""" % re.escape(key), re.MULTILINE)
+    match = pattern.search(text)
+    return None if match is None else text.count("\n", 0, match.start()) + 1
+
+
+def locate_lines(problems, texts):
+    """Fill in the line of problems that name a key, from the text of their file."""
+    for problem in problems:
+        if problem.line is None and problem.key and problem.file in texts:
+            problem.line = line_of_key(texts[problem.file], problem.key)
+    return problems
 
 
 def dig(doc, *path):
@@ -407,7 +426,9 @@ def _overlay_keys(docs, section_path, keys, settings, problems, kind):
         if section is None:
             continue
         if not isinstance(section, dict):
-            problems.append(Problem(path, None, "[%s] is not a table" % ".".join(section_path)))
+            problems.append(
+                Problem(path, None, "[%s] is not a table" % ".".join(section_path), key=section_path[-1])
+            )
             continue
         for key, (name, expected) in keys.items():
             if key not in section:
@@ -415,7 +436,12 @@ def _overlay_keys(docs, section_path, keys, settings, problems, kind):
             value = section[key]
             if not isinstance(value, expected):
                 problems.append(
-                    Problem(path, None, "%s %s.%s has the wrong type" % (kind, ".".join(section_path), key))
+                    Problem(
+                        path,
+                        None,
+                        "%s %s.%s has the wrong type" % (kind, ".".join(section_path), key),
+                        key=key,
+                    )
                 )
                 continue
             settings[name] = value
@@ -445,11 +471,11 @@ def interpret_crio(docs, version=None):
         if runtimes is None:
             continue
         if not isinstance(runtimes, dict):
-            problems.append(Problem(path, None, "[crio.runtime.runtimes] is not a table"))
+            problems.append(Problem(path, None, "[crio.runtime.runtimes] is not a table", key="runtimes"))
             continue
         for name, entry in runtimes.items():
             if not isinstance(entry, dict):
-                problems.append(Problem(path, None, "runtime %r is not a table" % name))
+                problems.append(Problem(path, None, "runtime %r is not a table" % name, key=name))
                 continue
             merged = settings["runtimes"].setdefault(name, {"source": path})
             merged["source"] = path
@@ -484,7 +510,7 @@ def interpret_containers_conf(docs):
                     settings["runtimes"][name] = [p for p in paths if isinstance(p, str)]
                 else:
                     problems.append(
-                        Problem(path, None, "[engine.runtimes] %s must be a list of paths" % name)
+                        Problem(path, None, "[engine.runtimes] %s must be a list of paths" % name, key=name)
                     )
     if settings["runtime"] is None:
         settings["runtime"] = "crun"

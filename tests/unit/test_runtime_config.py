@@ -297,6 +297,19 @@ def test_crio_dropins_override_per_key():
     assert {p.file for p in problems} == {"20.conf"}
 
 
+def test_type_problems_point_at_the_assignment_line():
+    text = '# default_runtime is a name\n[crio.runtime]\n  "default_runtime" = 7\n[crio.runtime.runtimes.x]\n'
+    doc = cfg.load_toml("c.conf", text)[0]
+    doc["crio"]["runtime"]["runtimes"]["y"] = "not a table"
+    _settings, problems = cfg.interpret_crio([("c.conf", doc)])
+    located = cfg.locate_lines(problems, {"c.conf": text})
+    assert [(p.line, p.message) for p in located] == [
+        (3, "CRI-O crio.runtime.default_runtime has the wrong type"),
+        (None, "runtime 'y' is not a table"),
+    ]
+    assert cfg.line_of_key("a.b = 1\n", "b") == 1 and cfg.line_of_key(None, "b") is None
+
+
 def test_containers_conf_defaults_and_problems():
     settings, problems = cfg.interpret_containers_conf(
         [("c.conf", {"engine": {"runtimes": {"crun": "/usr/bin/crun"}}})]
