@@ -15,8 +15,11 @@ import sys
 
 import pytest
 
-from tests.lab.fixtures import lab_factory  # noqa: F401
+from tests.lab import fixtures as lab_fixtures
 from tests.lab.lab import REPO
+
+# The session-wide lab janitor and factory, registered here by name.
+lab_factory = lab_fixtures.lab_factory
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -25,7 +28,7 @@ RUNC_HOST = "runc:2"
 
 
 @pytest.fixture(scope="module")
-def lab(lab_factory):  # noqa: F811
+def lab(lab_factory):  # pylint: disable=redefined-outer-name
     return lab_factory([CONFIG_HOST, RUNC_HOST])
 
 
