@@ -330,7 +330,7 @@ class Collector:
             if os.path.realpath(p) not in seen
         ]
         if docs:
-            settings, problems = cfg.interpret_containerd(docs, texts)
+            settings, problems = cfg.interpret_containerd(docs, texts, record.get("version"))
             for problem in problems:
                 problem.component = "containerd"
             self.problems.extend(problems)

@@ -238,13 +238,39 @@ CONTAINERD_CRI_LAYOUT = {
 CONTAINERD_DEFAULTS = {"root": "/var/lib/containerd", "state": "/run/containerd", "default_runtime": "runc"}
 
 
-def merge_containerd(docs):
+# containerd 2.0 (containerd PR #9982) merges imported plugin sections key by key; 1.x replaced
+# a plugin's whole section with the one from the later file (containerd issue #5837).
+CONTAINERD_DEEP_MERGE_SINCE = "2.0.0-alpha.0"
+
+
+def containerd_merge_strategy(containerd_version, config_version):
+    """("deep"|"replace", why) for merging imports, from the daemon version or the config version."""
+    parsed = Version.parse(containerd_version) if containerd_version else None
+    if parsed is not None:
+        deep = Version.parse(CONTAINERD_DEEP_MERGE_SINCE) <= parsed
+        return ("deep" if deep else "replace"), "containerd %s" % containerd_version
+    if config_version == 3:
+        return "deep", "assumed from config version 3 (only containerd 2.x reads it)"
+    return "replace", "assumed (containerd version unknown)"
+
+
+def _deep_merge(base, overlay):
+    if not isinstance(base, dict) or not isinstance(overlay, dict):
+        return overlay
+    merged = dict(base)
+    for key, value in overlay.items():
+        merged[key] = _deep_merge(merged[key], value) if key in merged else value
+    return merged
+
+
+def merge_containerd(docs, strategy="replace"):
     """Merge containerd config documents the way containerd does for ``imports``.
 
     ``docs`` is [(path, dict)] with the main file first. Top-level keys of later files win;
-    ``plugins`` merge per plugin, and a plugin section from a later file replaces the earlier
-    one entirely (containerd merges sections, not keys). Returns (merged, sources) where sources
-    maps "version"/"root"/"state"/"plugins.<id>" to the file it came from.
+    ``plugins`` merge per plugin id: with "replace" a later file's section replaces the earlier
+    one entirely, with "deep" tables merge key by key and later values win. Returns
+    (merged, sources) where sources maps "version"/"root"/"state"/"plugins.<id>" to the last file
+    that set it.
     """
     merged, sources = {}, {}
     for path, doc in docs:
@@ -252,7 +278,10 @@ def merge_containerd(docs):
             if key == "plugins" and isinstance(value, dict):
                 plugins = merged.setdefault("plugins", {})
                 for plugin_id, section in value.items():
-                    plugins[plugin_id] = section
+                    if strategy == "deep" and plugin_id in plugins:
+                        plugins[plugin_id] = _deep_merge(plugins[plugin_id], section)
+                    else:
+                        plugins[plugin_id] = section
                     sources["plugins.%s" % plugin_id] = path
             elif key != "imports":
                 merged[key] = value
@@ -260,14 +289,31 @@ def merge_containerd(docs):
     return merged, sources
 
 
-def interpret_containerd(docs, texts=None):
+def _last_definer(docs, path, strategy, section_source):
+    """File that set the value at ``path`` in the merged result (None: containerd's default)."""
+    if strategy == "replace":
+        for file, doc in docs:
+            if file == section_source:
+                return file if dig(doc, *path) is not None else None
+        return None
+    found = None
+    for file, doc in docs:
+        if dig(doc, *path) is not None:
+            found = file
+    return found
+
+
+def interpret_containerd(docs, texts=None, containerd_version=None):
     """Settings that matter from merged containerd config documents: [(path, dict)], main first.
 
-    Returns (settings, problems). ``texts`` maps path -> text, only used to point problems at lines.
+    Returns (settings, problems). ``texts`` maps path -> text, only used to point problems at
+    lines; ``containerd_version`` decides how imports merge.
     """
     texts = texts or {}
     problems = []
-    merged, sources = merge_containerd(docs)
+    first_version = docs[0][1].get("version", 1) if docs else 1
+    strategy, strategy_basis = containerd_merge_strategy(containerd_version, first_version)
+    merged, sources = merge_containerd(docs, strategy)
     main_path = docs[0][0] if docs else None
     version = merged.get("version", 1)
     if not isinstance(version, int) or version not in CONTAINERD_CRI_LAYOUT:
@@ -286,6 +332,8 @@ def interpret_containerd(docs, texts=None):
         "state": _str_or_default(merged.get("state"), CONTAINERD_DEFAULTS["state"]),
         "cri_plugin": plugin_id,
         "cri_plugin_source": cri_source,
+        "merge_strategy": strategy,
+        "merge_strategy_basis": strategy_basis,
         "default_runtime": CONTAINERD_DEFAULTS["default_runtime"],
         "default_runtime_source": "default",
         "runtimes": {},
@@ -298,14 +346,15 @@ def interpret_containerd(docs, texts=None):
         cri = None
     cri = cri or {}
     name = cri.get("default_runtime_name")
+    name_source = _last_definer(docs, layout["runtime"] + ("default_runtime_name",), strategy, cri_source)
     if isinstance(name, str) and name:
         settings["default_runtime"] = name
-        settings["default_runtime_source"] = cri_source
+        settings["default_runtime_source"] = name_source
     elif name is not None:
         problems.append(
             Problem(
-                cri_source,
-                line_of(texts.get(cri_source), "default_runtime_name"),
+                name_source,
+                line_of(texts.get(name_source), "default_runtime_name"),
                 "default_runtime_name must be a string",
             )
         )

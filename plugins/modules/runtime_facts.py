@@ -165,7 +165,8 @@ ansible_facts:
               (first line), C(version_error), C(flags) (config/state flags from the daemon's command
               line), C(config_files) (list of C(path), C(loaded), C(error)) and C(settings).
             - containerd C(settings) -- C(config_version) (1, 2 or 3), C(root), C(state),
-              C(cri_plugin) and C(cri_plugin_source), C(default_runtime) and
+              C(cri_plugin) and C(cri_plugin_source), C(merge_strategy) (C(replace), containerd 1.x,
+              or C(deep), 2.0+) and C(merge_strategy_basis), C(default_runtime) and
               C(default_runtime_source), C(runtimes) (name to C(runtime_type), C(runtime_path),
               C(binary_name), C(root), C(systemd_cgroup), C(privileged_without_host_devices)),
               C(snapshotter), C(imports) (files merged, in order), C(unimported_dropins)

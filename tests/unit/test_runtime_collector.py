@@ -131,12 +131,13 @@ def test_k8s_engines(k8s):
     settings = ctrd["settings"]
     assert settings["config_version"] == 3
     assert settings["cri_plugin"] == "io.containerd.cri.v1.runtime"
-    # The drop-in replaces the whole CRI runtime section: its default and its runtime table win.
+    # containerd 2.0.5 merges the drop-in key by key: its default wins, runc keeps its options.
+    assert (settings["merge_strategy"], settings["merge_strategy_basis"]) == ("deep", "containerd 2.0.5")
     assert settings["default_runtime"] == "crun"
     assert settings["default_runtime_source"].endswith("conf.d/20-crun.toml")
     assert set(settings["runtimes"]) == {"crun", "runc"}
     assert settings["runtimes"]["crun"]["binary_name"] == "/usr/bin/crun"
-    assert settings["runtimes"]["runc"]["binary_name"] is None
+    assert settings["runtimes"]["runc"]["binary_name"] == "/usr/bin/runc"
     assert settings["snapshotter"] == "overlayfs"
     assert [os.path.basename(p) for p in settings["imports"]] == ["20-crun.toml"]
     assert settings["unimported_dropins"] == []
@@ -147,6 +148,21 @@ def test_k8s_engines(k8s):
         "config": "/var/lib/kubelet/c.yaml",
     }
     assert facts["problems"] == []
+
+
+def test_containerd_1x_replaces_plugin_sections(tmp_path):
+    facts, _root = collect(
+        tmp_path,
+        "k8s-containerd",
+        "6.8.0",
+        "21 1 254:0 / / rw - ext4 /dev/vda rw\n",
+        [],
+        versions={"containerd": version_text("containerd-1.7.27")},
+    )
+    settings = facts["engines"]["containerd"]["settings"]
+    assert settings["merge_strategy"] == "replace"
+    assert settings["runtimes"]["runc"]["binary_name"] is None, "the drop-in's section replaced config.toml's"
+    assert settings["snapshotter"] == "overlayfs"
 
 
 def test_k8s_containers_link_to_namespaces(k8s):

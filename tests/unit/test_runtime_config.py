@@ -193,6 +193,42 @@ def test_containerd_v2_with_an_import_replacing_the_cri_section():
     assert merged["snapshotter"] == "overlayfs", "snapshotter falls back to the default with the section gone"
 
 
+@pytest.mark.parametrize(
+    "version, strategy, runtimes",
+    [
+        ("1.7.27", "replace", {"nvidia"}),
+        ("2.0.0-rc.1", "deep", {"kata-qemu", "nvidia", "runc"}),
+        ("2.1.4", "deep", {"kata-qemu", "nvidia", "runc"}),
+    ],
+)
+def test_containerd_merge_strategy_follows_the_version(version, strategy, runtimes):
+    main, nvidia = toml("configs", "containerd-v2.toml"), toml("configs", "nvidia.toml")
+    settings, problems = cfg.interpret_containerd([main, nvidia], containerd_version=version)
+    assert problems == [] and settings["merge_strategy"] == strategy
+    assert set(settings["runtimes"]) == runtimes
+    assert settings["default_runtime"] == "nvidia" and settings["default_runtime_source"] == nvidia[0]
+    if strategy == "deep":
+        assert settings["runtimes"]["runc"]["binary_name"] == "/usr/bin/runc"
+
+
+def test_containerd_deep_merge_keeps_the_source_of_the_default():
+    main = (
+        "main.toml",
+        {
+            "version": 3,
+            "plugins": {"io.containerd.cri.v1.runtime": {"containerd": {"default_runtime_name": "runc"}}},
+        },
+    )
+    extra = (
+        "extra.toml",
+        {"plugins": {"io.containerd.cri.v1.runtime": {"containerd": {"runtimes": {"x": {}}}}}},
+    )
+    settings = cfg.interpret_containerd([main, extra])[0]
+    assert settings["merge_strategy_basis"].startswith("assumed from config version 3")
+    assert (settings["default_runtime"], settings["default_runtime_source"]) == ("runc", "main.toml")
+    assert set(settings["runtimes"]) == {"x"}
+
+
 def test_containerd_defaults_without_config():
     settings, problems = cfg.interpret_containerd([])
     assert problems == [] and settings["config_version"] == 1
