@@ -617,7 +617,9 @@ class Collector:
             labels = config.get("labels") if isinstance(config.get("labels"), list) else []
             bundle = next((lab[len("bundle=") :] for lab in labels if str(lab).startswith("bundle=")), None)
         else:
+            # crun's status file: pid, process-start-time, bundle; it keeps a copy of config.json.
             pid = doc.get("pid")
+            record["_start"] = doc.get("process-start-time")
             bundle = doc.get("bundle")
             self._load_spec(record, os.path.join(state_dir, "config.json"))
         if isinstance(pid, int) and pid > 0:
