@@ -894,7 +894,7 @@ class Collector:
         facts["host_mounts"] = self.collect_host_mounts()
         facts["kubelet"] = self.collect_kubelet(engines)
         facts["kernel"] = self.collect_kernel()
-        summarize_user_namespaces(engines, facts["containers"])
+        summarize_user_namespaces(engines, facts["containers"], facts["host_mounts"])
         facts["advisories"] = advisories.evaluate(facts)
         facts["advisories_checked"] = [a["id"] for a in advisories.ADVISORIES]
         facts["problems"] = [p.to_dict() for p in self.problems]
@@ -902,21 +902,53 @@ class Collector:
         return facts
 
 
-def summarize_user_namespaces(engines, containers):
-    """Per engine: how many running containers use a user namespace or idmapped mounts."""
+# containerd 2.0 introduced idmapped image layers for user-namespaced containers (the
+# per-layer idmap storm of MO-RT-001); 1.x remapped snapshots by chown instead.
+CONTAINERD_IDMAPPED_LAYERS_SINCE = "2.0.0-alpha.0"
+
+
+def summarize_user_namespaces(engines, containers, host_mounts):
+    """Per engine: how many live containers use a user namespace or idmapped mounts.
+
+    containerd also gets ``idmapped_layers`` (true, false or null when it cannot be known) and
+    the reason, from its version, its user-namespaced containers and leftover tmpmounts.
+    """
     for name, record in engines.items():
         mine = [
             c
             for c in containers
-            if c.get("engine") == name or (c.get("engine") is None and c["runtime"] == name)
+            if c["alive"] and (c.get("engine") == name or (c.get("engine") is None and c["runtime"] == name))
         ]
         if not mine and name not in ("containerd", "crio", "docker", "podman"):
             continue
-        record["user_namespaces"] = {
+        summary = {
             "containers": len(mine),
             "with_user_namespace": sum(1 for c in mine if c["user_namespace"]["enabled"]),
             "with_idmapped_mounts": sum(1 for c in mine if c["idmapped_mounts"]),
         }
+        if name == "containerd":
+            summary["idmapped_layers"], summary["idmapped_layers_basis"] = _containerd_idmapped_layers(
+                record.get("version"),
+                summary["with_user_namespace"],
+                host_mounts.get("ovl_idmapped_tmpmounts"),
+            )
+        record["user_namespaces"] = summary
+
+
+def _containerd_idmapped_layers(version, userns_containers, tmpmounts):
+    if tmpmounts:
+        return True, "%d ovl-idmapped tmpmounts in the host mount table" % tmpmounts
+    if not userns_containers:
+        return False, "no live user-namespaced containerd containers"
+    parsed = cfg.Version.parse(version) if version else None
+    if parsed is None:
+        return None, "%d user-namespaced containers; containerd version unknown" % userns_containers
+    if cfg.Version.parse(CONTAINERD_IDMAPPED_LAYERS_SINCE) <= parsed:
+        return True, "containerd %s idmaps image layers for %d user-namespaced containers" % (
+            version,
+            userns_containers,
+        )
+    return False, "containerd %s does not idmap image layers" % version
 
 
 # ---------------------------------------------------------------------------------------------

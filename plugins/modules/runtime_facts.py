@@ -179,7 +179,9 @@ ansible_facts:
               C(storage_root), C(storage_runroot), C(sources) (setting to the file it came from).
             - podman C(settings) -- C(runtime), C(runtimes) (name to candidate paths), C(userns), C(sources).
             - Container engines also get C(user_namespaces) with C(containers),
-              C(with_user_namespace) and C(with_idmapped_mounts) counted over their containers.
+              C(with_user_namespace) and C(with_idmapped_mounts) counted over their live
+              containers; containerd adds C(idmapped_layers) (true, false, or null when unknown)
+              and C(idmapped_layers_basis).
           type: dict
           sample:
             containerd:

@@ -142,7 +142,13 @@ def test_k8s_engines(k8s):
     assert [os.path.basename(p) for p in settings["imports"]] == ["20-crun.toml"]
     assert settings["unimported_dropins"] == []
     assert [f["loaded"] for f in ctrd["config_files"]] == [True, True]
-    assert ctrd["user_namespaces"] == {"containers": 4, "with_user_namespace": 1, "with_idmapped_mounts": 0}
+    assert ctrd["user_namespaces"] == {
+        "containers": 3,
+        "with_user_namespace": 1,
+        "with_idmapped_mounts": 0,
+        "idmapped_layers": True,
+        "idmapped_layers_basis": "1 ovl-idmapped tmpmounts in the host mount table",
+    }
     assert engines["kubelet"]["flags"] == {
         "root_dir": "/var/lib/kubelet",
         "config": "/var/lib/kubelet/c.yaml",
@@ -163,6 +169,20 @@ def test_containerd_1x_replaces_plugin_sections(tmp_path):
     assert settings["merge_strategy"] == "replace"
     assert settings["runtimes"]["runc"]["binary_name"] is None, "the drop-in's section replaced config.toml's"
     assert settings["snapshotter"] == "overlayfs"
+
+
+@pytest.mark.parametrize(
+    "version, userns, tmpmounts, expected",
+    [
+        ("2.1.4", 2, 0, True),
+        ("1.7.27", 2, 0, False),
+        (None, 2, 0, None),
+        ("2.1.4", 0, 0, False),
+        (None, 0, 3, True),
+    ],
+)
+def test_containerd_idmapped_layers(version, userns, tmpmounts, expected):
+    assert _runtime._containerd_idmapped_layers(version, userns, tmpmounts)[0] is expected
 
 
 def test_k8s_containers_link_to_namespaces(k8s):
