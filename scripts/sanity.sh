@@ -20,7 +20,13 @@ cd "$dest"
 git init -q . && git add -A >/dev/null
 "$top/.venv/bin/ansible-test" sanity --python 3.11 --color no "$@"
 
-py38=$(command -v python3.8 || ls /root/.pyenv/versions/3.8*/bin/python3.8 2>/dev/null | head -n1 || true)
+# A real 3.8 interpreter, not a pyenv shim (which exits 127 when 3.8 is not the selected version).
+py38=""
+for candidate in /root/.pyenv/versions/3.8*/bin/python3.8 /usr/bin/python3.8 /usr/local/bin/python3.8; do
+  if [ -x "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null; then
+    py38=$candidate; break
+  fi
+done
 if [ -n "$py38" ]; then
   "$py38" - "$work" <<'PY'
 import glob, importlib, os, py_compile, sys

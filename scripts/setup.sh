@@ -57,7 +57,21 @@ link_collection() {
   fi
 }
 
+seed_ansible_test_pip() {
+  # ansible-test downloads a get-pip script from a CI file server this kind of machine cannot
+  # reach; its documented fallback is a script saved in its cache (see get_pip_bootstrap.py).
+  local version cache
+  version=$(.venv/bin/python -c 'import re, ansible_test, pathlib; p = pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py"; print(re.search(r"pip=.([0-9.]+).", p.read_text()).group(1))')
+  cache="$HOME/.ansible/test/cache"
+  [ -f "$cache/get_pip_${version//./_}.py" ] && ls "$cache"/pip-"$version"-*.whl >/dev/null 2>&1 && return 0
+  log "seeding ansible-test's pip $version bootstrap in $cache"
+  mkdir -p "$cache"
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps "pip==$version" -d "$cache"
+  cp scripts/get_pip_bootstrap.py "$cache/get_pip_${version//./_}.py"
+}
+
 install_system_packages
 install_venv
+seed_ansible_test_pip
 link_collection
 log "ready ($root)"

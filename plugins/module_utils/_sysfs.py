@@ -19,11 +19,15 @@ class RangeListError(ValueError):
 _RANGE_RE = re.compile(r"^(\d+)(?:-(\d+))?(?::(\d+)/(\d+))?$")
 
 
-def parse_range_list(text):
+MAX_ID = 1 << 16  # above any CPU or node id a kernel hands out (NR_CPUS <= 8192 today)
+
+
+def parse_range_list(text, max_id=MAX_ID):
     """Parse the kernel's cpulist/nodelist format into a sorted list of ints.
 
     Accepts the forms the kernel prints (``bitmap_print_to_pagebuf`` list form) and the
-    ``N-M:used/group`` form accepted on input. An empty string is an empty set.
+    ``N-M:used/group`` form accepted on input. An empty string is an empty set. Ids at or above
+    ``max_id`` are refused: a corrupt ``0-4294967295`` must not be expanded into memory.
     """
     values = set()
     text = text.strip()

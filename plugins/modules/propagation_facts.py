@@ -20,7 +20,7 @@ description:
     degraded facts and a warning saying how many processes it could not inspect.
 version_added: 0.1.0
 author:
-  - mountops contributors
+  - mountops contributors (@mountops)
 options:
   proc_root:
     description:

@@ -21,7 +21,7 @@ def test_parse_range_list(text, expected):
     assert _sysfs.parse_range_list(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["a", "3-1", "1,,2", "0-7:5/4", "-1"])
+@pytest.mark.parametrize("bad", ["a", "3-1", "1,,2", "0-7:5/4", "-1", "0-4294967295", "65536"])
 def test_parse_range_list_rejects(bad):
     with pytest.raises(_sysfs.RangeListError, match="range"):
         _sysfs.parse_range_list(bad)
