@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: propagation_facts collection vs the raw read floor, on real namespaces.
 
 For each scenario (N namespaces cloned with propagation unchanged from a 40-mount shared tree,
