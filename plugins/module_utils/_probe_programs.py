@@ -24,6 +24,7 @@ parser can split bpftrace's comma-joined multi-keys safely (``_probe_parse.split
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 # Mount-family syscalls, by tracepoint name (``umount`` is umount2(2); the kernel's
@@ -117,31 +118,53 @@ SYSCALL_NUMBERS = {
     },
 }
 
-SYSCALLS = r"""
-// syscalls.bt -- mount-family syscalls: calls by mount namespace and comm, latency, errors.
-// Probes:  tracepoint:raw_syscalls:sys_enter/sys_exit, filtered on the family's syscall numbers
-//          (one attach instead of two per family; see SYSCALL_NUMBERS).
-// Maps:    @sc_calls[mntns, nr, comm] = count()
-//          @sc_lat[nr] = hist(ns)   @sc_ns[nr] = sum(ns)   @sc_err[nr] = count()
-// Example: {"type": "map", "data": {"@sc_calls": {"4026531841,165,mount": 50}}}
+RAW_SYSCALLS = r"""
+// raw_syscalls.bt -- one sys_enter and one sys_exit program carry syscalls.bt and mountinfo.bt:
+// two BPF programs run per syscall instead of seven, and two attach instead of 26+. They share
+// @start[tid] (entry time of a syscall we time), so sys_exit does one map lookup per syscall.
+// The context fields are read once, up front: LLVM otherwise folds a branch's args-> access
+// into an offset ctx pointer, which the verifier rejects ("dereference of modified ctx ptr").
 tracepoint:raw_syscalls:sys_enter
-/ ({{NR_TEST}}){{SCOPE_AND}} /
 {
-  @sc_start[tid] = nsecs;
-  @sc_calls[curtask->nsproxy->mnt_ns->ns.inum, args->id, comm] = count();
+  $id = args->id;
+  $arg0 = args->args[0];
+  $arg1 = args->args[1];
+{{ENTER}}
 }
 
 tracepoint:raw_syscalls:sys_exit
-/ @sc_start[tid] /
+/ @start[tid] /
 {
-  $ns = nsecs - @sc_start[tid];
-  @sc_lat[args->id] = hist($ns);
-  @sc_ns[args->id] = sum($ns);
-  if (args->ret < 0) {
-    @sc_err[args->id] = count();
-  }
-  delete(@sc_start[tid]);
+  $id = args->id;
+  $ret = args->ret;
+  $ns = nsecs - @start[tid];
+  delete(@start[tid]);
+{{EXIT}}
 }
+"""
+
+SYSCALLS_ENTER = r"""
+  // syscalls.bt -- mount-family syscalls: calls by mount namespace and comm, latency, errors.
+  // Filter on the family's syscall numbers (SYSCALL_NUMBERS), then the scope.
+  // Maps:    @sc_calls[mntns, nr, comm] = count()
+  //          @sc_lat[nr] = hist(ns)   @sc_ns[nr] = sum(ns)   @sc_err[nr] = count()
+  // Example: {"type": "map", "data": {"@sc_calls": {"4026531841,165,mount": 50}}}
+  if ({{NR_TEST}}) {
+    if ({{SCOPE}}) {
+      @start[tid] = nsecs;
+      @sc_calls[curtask->nsproxy->mnt_ns->ns.inum, $id, comm] = count();
+    }
+  }
+"""
+
+SYSCALLS_EXIT = r"""
+  if ({{NR_TEST}}) {
+    @sc_lat[$id] = hist($ns);
+    @sc_ns[$id] = sum($ns);
+    if ($ret < 0) {
+      @sc_err[$id] = count();
+    }
+  }
 """
 
 SYSCALLS_TP = r"""
@@ -191,71 +214,62 @@ tracepoint:lock:contention_end
 }
 """
 
-MOUNTINFO = r"""
-// mountinfo.bt -- who reads /proc/<pid>/mountinfo, and how long the reads take.
-// Probes:  openat(2) of "*/mountinfo" under /proc (self, thread-self, <pid>, <pid>/task/<tid>)
-//          or of "mountinfo" relative to an open /proc/<pid> directory; then read(2) and
-//          close(2) on those fds only (one map lookup per read/close; nothing else is kept).
-//          Through raw_syscalls, like syscalls.bt.
-// Maps:    @mi_opens[comm] = count()   @mi_read[comm] = stats(ns)   @mi_bytes[comm] = sum(bytes)
-//          @mi_lat = hist(ns per read)
-// Example: {"type": "map", "data": {"@mi_opens": {"findmnt": 40}}}
-tracepoint:raw_syscalls:sys_enter
-/ args->id == {{NR_OPENAT}}{{SCOPE_AND}} /
-{
-  $path = uptr(args->args[1]);
-  if (strncmp(str($path, 10), "mountinfo", 10) == 0) {
-    @mi_pending[tid] = 1;
-  } else if (strncmp(str($path, 7), "/proc/", 6) == 0) {
-    // "/proc/" + pid, "self", "thread-self" or "<pid>/task/<tid>" + "/mountinfo"
-    $i = (uint64)7;
-    while ($i < 27) {
-      if (strncmp(str($path + $i, 11), "/mountinfo", 10) == 0) {
-        @mi_pending[tid] = 1;
-        break;
+MOUNTINFO_ENTER = r"""
+  // mountinfo.bt -- who reads /proc/<pid>/mountinfo, and how long the reads take.
+  // openat(2) of "*/mountinfo" under /proc (self, thread-self, <pid>, <pid>/task/<tid>) or of
+  // "mountinfo" relative to an open /proc/<pid> directory; then read(2) and close(2) on those
+  // fds only (one map lookup per read/close; nothing else is kept).
+  // Maps:    @mi_opens[comm] = count()   @mi_read[comm] = stats(ns)   @mi_bytes[comm] = sum(bytes)
+  //          @mi_lat = hist(ns per read)
+  // Example: {"type": "map", "data": {"@mi_opens": {"findmnt": 40}}}
+  if ($id == {{NR_OPENAT}}) {
+    if ({{SCOPE}}) {
+      $path = uptr($arg1);
+      if (strncmp(str($path, 10), "mountinfo", 10) == 0) {
+        @start[tid] = nsecs;
+      } else if (strncmp(str($path, 7), "/proc/", 6) == 0) {
+        // "/proc/" + pid, "self", "thread-self" or "<pid>/task/<tid>" + "/mountinfo"
+        $i = (uint64)7;
+        while ($i < 27) {
+          if (strncmp(str($path + $i, 11), "/mountinfo", 10) == 0) {
+            @start[tid] = nsecs;
+            break;
+          }
+          $i++;
+        }
       }
-      $i++;
     }
   }
-}
-
-tracepoint:raw_syscalls:sys_enter
-/ args->id == {{NR_READ}} && @mi_fd[pid, args->args[0]] /
-{
-  @mi_rstart[tid] = nsecs;
-}
-
-tracepoint:raw_syscalls:sys_enter
-/ args->id == {{NR_CLOSE}} && @mi_fd[pid, args->args[0]] /
-{
-  delete(@mi_fd[pid, args->args[0]]);
-}
-
-tracepoint:raw_syscalls:sys_exit
-/ @mi_pending[tid] /
-{
-  if (args->ret >= 0) {
-    @mi_fd[pid, (uint64)args->ret] = 1;
-    @mi_opens[comm] = count();
+  if ($id == {{NR_READ}}) {
+    if (@mi_fd[pid, $arg0]) {
+      @start[tid] = nsecs;
+    }
   }
-  delete(@mi_pending[tid]);
-}
-
-tracepoint:raw_syscalls:sys_exit
-/ @mi_rstart[tid] /
-{
-  $ns = nsecs - @mi_rstart[tid];
-  @mi_read[comm] = stats($ns);
-  @mi_lat = hist($ns);
-  if (args->ret > 0) {
-    @mi_bytes[comm] = sum(args->ret);
+  if ($id == {{NR_CLOSE}}) {
+    if (@mi_fd[pid, $arg0]) {
+      delete(@mi_fd[pid, $arg0]);
+    }
   }
-  delete(@mi_rstart[tid]);
-}
+"""
+
+MOUNTINFO_EXIT = r"""
+  if ($id == {{NR_OPENAT}}) {
+    if ($ret >= 0) {
+      @mi_fd[pid, (uint64)$ret] = 1;
+      @mi_opens[comm] = count();
+    }
+  }
+  if ($id == {{NR_READ}}) {
+    @mi_read[comm] = stats($ns);
+    @mi_lat = hist($ns);
+    if ($ret > 0) {
+      @mi_bytes[comm] = sum($ret);
+    }
+  }
 """
 
 MOUNTINFO_TP = r"""
-// mountinfo_tp.bt -- mountinfo.bt through the per-syscall tracepoints (see SYSCALLS_TP).
+// mountinfo_tp.bt -- mountinfo.bt (MOUNTINFO_ENTER) through the per-syscall tracepoints.
 // Probes:  openat(2) of "*/mountinfo" under /proc (self, thread-self, <pid>, <pid>/task/<tid>)
 //          or of "mountinfo" relative to an open /proc/<pid> directory; then read(2) and
 //          close(2) on those fds only (a map lookup per read/close; nothing else is kept).
@@ -344,15 +358,15 @@ END
 }
 """
 
+# Result maps printed in END, per section, in this order. Every other map the program uses is
+# scratch and is cleared without printing.
 SECTION_MAPS = {
-    "syscalls": {"print": ("@sc_calls", "@sc_lat", "@sc_ns", "@sc_err"), "scratch": ("@sc_start",)},
-    "locks": {"print": ("@lk",), "scratch": ("@lk_start",)},
-    "mountinfo": {
-        "print": ("@mi_opens", "@mi_read", "@mi_bytes", "@mi_lat"),
-        "scratch": ("@mi_pending", "@mi_fd", "@mi_rstart"),
-    },
-    "kfuncs": {"print": ("@kf_calls",), "scratch": ()},
+    "syscalls": ("@sc_calls", "@sc_lat", "@sc_ns", "@sc_err"),
+    "locks": ("@lk",),
+    "mountinfo": ("@mi_opens", "@mi_read", "@mi_bytes", "@mi_lat"),
+    "kfuncs": ("@kf_calls",),
 }
+_MAP_RE = re.compile(r"@[A-Za-z_][A-Za-z0-9_]*")
 
 # Nested pid namespaces below the scope namespace that still count as "inside" (containers in
 # a lab host, pods in a sandbox). bpftrace 0.17 cannot index the flexible upid array, so the
@@ -374,6 +388,27 @@ def _predicate(condition):
     return "/ %s /" % condition if condition else ""
 
 
+def number_test(numbers, variable="$id"):
+    """``$id == 272 || ($id >= 428 && $id <= 433) || ...``: consecutive numbers as ranges.
+
+    Shorter than one comparison per number, which matters: bpftrace 0.17's compile time grows
+    with the length of a ``||`` chain.
+    """
+    values = sorted(set(numbers))
+    terms = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        if i == j:
+            terms.append("%s == %d" % (variable, values[i]))
+        else:
+            terms.append("(%s >= %d && %s <= %d)" % (variable, values[i], variable, values[j]))
+        i = j + 1
+    return " || ".join(terms)
+
+
 def build_program(
     duration, families=(), locks=False, mountinfo=False, kfuncs=None, pidns_inum=None, numbers=None
 ):
@@ -389,12 +424,13 @@ def build_program(
         raise ValueError("duration must be at least 1 second")
     condition = scope_condition(pidns_inum) if pidns_inum else ""
     pred = _predicate(condition)
-    scope_and = " && (%s)" % condition if condition else ""
     sections = []
     parts = [_fill(HEADER, DURATION=str(duration), SCOPE_TEXT=_scope_text(pidns_inum))]
+    enter, leave = [], []
     if families and numbers:
-        nr_test = " || ".join("args->id == %d" % numbers[f] for f in families)
-        parts.append(_fill(SYSCALLS, NR_TEST=nr_test, SCOPE_AND=scope_and))
+        nr_test = number_test([numbers[f] for f in families])
+        enter.append(_fill(SYSCALLS_ENTER, NR_TEST=nr_test, SCOPE=condition or "1"))
+        leave.append(_fill(SYSCALLS_EXIT, NR_TEST=nr_test))
         sections.append("syscalls")
     elif families:
         parts.append(
@@ -406,38 +442,40 @@ def build_program(
             )
         )
         sections.append("syscalls")
-    if locks:
-        parts.append(_fill(LOCKS, SCOPE_PRED=pred, STACK_DEPTH=str(STACK_DEPTH)))
-        sections.append("locks")
     if mountinfo and numbers:
-        parts.append(
-            _fill(
-                MOUNTINFO,
-                NR_OPENAT=str(numbers["openat"]),
-                NR_READ=str(numbers["read"]),
-                NR_CLOSE=str(numbers["close"]),
-                SCOPE_AND=scope_and,
-            )
-        )
+        nrs = {
+            "NR_OPENAT": str(numbers["openat"]),
+            "NR_READ": str(numbers["read"]),
+            "NR_CLOSE": str(numbers["close"]),
+        }
+        enter.append(_fill(MOUNTINFO_ENTER, SCOPE=condition or "1", **nrs))
+        leave.append(_fill(MOUNTINFO_EXIT, **nrs))
         sections.append("mountinfo")
     elif mountinfo:
         parts.append(_fill(MOUNTINFO_TP, SCOPE_PRED=pred))
         sections.append("mountinfo")
+    if enter:
+        parts.append(_fill(RAW_SYSCALLS, ENTER="".join(enter).rstrip("\n"), EXIT="".join(leave).rstrip("\n")))
+    if locks:
+        parts.append(_fill(LOCKS, SCOPE_PRED=pred, STACK_DEPTH=str(STACK_DEPTH)))
+        sections.append("locks")
     if kfuncs:
         for name, attach in kfuncs:
             parts.append(_fill(KFUNC, ATTACH=attach, NAME=name, SCOPE_PRED=pred))
         sections.append("kfuncs")
     if not sections:
         raise ValueError("nothing to probe: no section is available")
-    prints = []
-    clears = ["  clear(@t0);", "  clear(@elapsed_ns);"]
-    for section in sections:
-        prints.extend("  print(%s);" % m for m in SECTION_MAPS[section]["print"])
-        clears.extend(
-            "  clear(%s);" % m for m in SECTION_MAPS[section]["print"] + SECTION_MAPS[section]["scratch"]
-        )
-    parts.append(_fill(FOOTER, DURATION=str(duration), PRINTS="\n".join(prints), CLEARS="\n".join(clears)))
-    return "\n".join(p.strip("\n") + "\n" for p in parts)
+    body = "\n".join(p.strip("\n") + "\n" for p in parts)
+    printed = [m for section in sections for m in SECTION_MAPS[section]]
+    used = sorted(set(_MAP_RE.findall(_strip_comments(body))) - set(printed) - {"@t0"})
+    prints = ["  print(%s);" % m for m in printed]
+    clears = ["  clear(%s);" % m for m in ["@t0", "@elapsed_ns"] + printed + used]
+    footer = _fill(FOOTER, DURATION=str(duration), PRINTS="\n".join(prints), CLEARS="\n".join(clears))
+    return body + "\n" + footer.strip("\n") + "\n"
+
+
+def _strip_comments(text):
+    return "\n".join(line.split("//", 1)[0] for line in text.splitlines())
 
 
 def _scope_text(pidns_inum):

@@ -624,8 +624,16 @@ def main():
     warnings, errors = parse.classify_stderr(run.stderr)
     if not out.maps:
         module.fail_json(
-            msg="running bpftrace: no result (exit %s, stopped by %s): %s"
-            % (run.returncode, run.stopped_by, " | ".join(errors[-8:]) or "no error output"),
+            msg="running bpftrace: no result (exit %s, stopped by %s): %s%s"
+            % (
+                run.returncode,
+                run.stopped_by,
+                " | ".join(errors[-8:]) or "no error output",
+                ""
+                if run.stopped_by == "exit"
+                else "; the timeout (%d s) may be shorter than compiling and "
+                "attaching takes on this host" % timeout,
+            ),
             stderr=run.stderr.decode("utf-8", "replace"),
             **result,
         )

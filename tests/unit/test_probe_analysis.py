@@ -203,12 +203,25 @@ def test_full_program_is_bounded_and_clears_its_maps():
     assert "interval:s:7\n{\n  exit();\n}" in text
     assert "{{" not in text
     for section in ("syscalls", "locks", "mountinfo"):
-        for name in programs.SECTION_MAPS[section]["print"]:
+        for name in programs.SECTION_MAPS[section]:
             assert "print(%s);" % name in text and "clear(%s);" % name in text
-        for name in programs.SECTION_MAPS[section]["scratch"]:
-            assert "clear(%s);" % name in text
-    assert "args->id == 165 || args->id == 166" in text
+    for scratch in ("@start", "@mi_fd", "@lk_start"):
+        assert "clear(%s);" % scratch in text and "print(%s);" % scratch not in text
+    assert text.count("tracepoint:raw_syscalls:sys_enter\n") == 1
+    assert "if (($id >= 165 && $id <= 166) || $id == 272 || $id == 308 || ($id >= 428 && $id <= 433)" in text
     assert "kstack(%d)" % programs.STACK_DEPTH in text
+
+
+@pytest.mark.parametrize(
+    "numbers, expected",
+    [
+        ([5], "$id == 5"),
+        ([3, 1, 2, 9], "($id >= 1 && $id <= 3) || $id == 9"),
+        ([166, 165, 165], "($id >= 165 && $id <= 166)"),
+    ],
+)
+def test_number_test(numbers, expected):
+    assert programs.number_test(numbers) == expected
 
 
 def test_scope_predicate_walks_nested_pid_namespaces():
@@ -216,8 +229,9 @@ def test_scope_predicate_walks_nested_pid_namespaces():
     cond = programs.scope_condition(4026532255)
     assert cond.count("4026532255") == programs.SCOPE_DEPTH
     assert "pid_ns_for_children->parent->parent->ns.inum" in cond
-    assert "(args->id == 165) && (%s)" % cond in text
+    assert "if ($id == 165) {\n    if (%s) {" % cond in text
     assert "/ %s /" % cond in text  # the lock section's predicate
+    assert "if (1)" not in text
 
 
 def test_kfunc_fragments_use_the_resolved_symbols():

@@ -1,0 +1,170 @@
+"""contention_probe: overhead on a mount storm, and time from module start to result.
+
+Two rows, each against a baseline measured in the same run:
+
+- overhead: throughput (mount+umount+unshare operations per second) of a fixed mount storm
+  (``tests/probe_workload.py storm``: WORKERS processes in private namespaces) with the probe's
+  full program attached (whole host, every section this kernel supports, as the module runs it
+  by default) vs without. Runs alternate (without, with, without, with ...) so that load from
+  other processes hits both sides alike; the ratio of the medians is reported. Target >= 0.90.
+- time to result: the module run as its own process (``python -m ...contention_probe ARGS``, as
+  AnsiballZ runs it, minus the controller) for a DURATION-second probe, wall time from start to
+  its JSON result vs DURATION. Target <= 1.3.
+
+Needs root and bpftrace; exits 1 when it cannot measure, 2 when a row misses its target.
+
+Usage: python bench/bench_probe.py [--pairs N] [--storm-seconds S] [--duration D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(REPO, ".collections"), REPO]
+
+from ansible_collections.mountops.fleet.plugins.module_utils import _probe_programs as programs  # noqa: E402
+from tests.probe_workload import Host  # noqa: E402
+
+OVERHEAD_TARGET = 0.90
+TTR_TARGET = 1.3
+ATTACH_SETTLE_S = 1.5  # after "attached_probes": bpftrace attaches the probes one by one
+
+
+def storm_rate(seconds, workers):
+    host = Host("storm", seconds, workers=workers)
+    with host:
+        result = host.wait(timeout=seconds + 30)
+    return result["ops"] / seconds
+
+
+def probed_storm_rate(bpftrace, program, seconds, workers):
+    with tempfile.NamedTemporaryFile("w", suffix=".bt", delete=False) as source:
+        source.write(program)
+    tracer = subprocess.Popen(
+        [bpftrace, "-f", "json", source.name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        first = tracer.stdout.readline()
+        if b"attached_probes" not in first:
+            raise RuntimeError("bpftrace did not start: %r" % first)
+        time.sleep(ATTACH_SETTLE_S)
+        rate = storm_rate(seconds, workers)
+        os.killpg(tracer.pid, signal.SIGINT)
+        out, _err = tracer.communicate(timeout=30)
+        if b"@sc_calls" not in out:
+            raise RuntimeError("the probe measured nothing")
+        return rate
+    finally:
+        os.unlink(source.name)
+        if tracer.poll() is None:
+            os.killpg(tracer.pid, signal.SIGKILL)
+            tracer.communicate()
+
+
+def full_program(duration):
+    """The program the module builds by default on this host (all sections it supports)."""
+    numbers = programs.SYSCALL_NUMBERS.get(os.uname().machine)
+    return programs.build_program(
+        duration, programs.SYSCALL_FAMILIES, locks=True, mountinfo=True, numbers=numbers
+    )
+
+
+def time_to_result(duration):
+    workdir = tempfile.mkdtemp(prefix="bench-probe-")
+    try:
+        args = os.path.join(workdir, "args.json")
+        with open(args, "w") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": {"duration": duration}}, handle)
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, ".collections"))
+        cmd = [
+            sys.executable,
+            "-m",
+            "ansible_collections.mountops.fleet.plugins.modules.contention_probe",
+            args,
+        ]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, env=env, capture_output=True, timeout=duration + 60, check=False)
+        wall = time.perf_counter() - start
+        result = json.loads(done.stdout)
+        if result.get("failed") or not result["run"]["complete"]:
+            raise RuntimeError("module run failed: %s" % result.get("msg"))
+        return wall, result["run"]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--storm-seconds", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--ttr-runs", type=int, default=1)
+    args = parser.parse_args()
+    bpftrace = shutil.which("bpftrace")
+    if os.geteuid() != 0 or bpftrace is None:
+        print("needs root and bpftrace: nothing measured")
+        return 1
+
+    program = full_program(int(args.storm_seconds + ATTACH_SETTLE_S + 30))
+    without, with_probe = [], []
+    for _pair in range(args.pairs):
+        without.append(storm_rate(args.storm_seconds, args.workers))
+        with_probe.append(probed_storm_rate(bpftrace, program, args.storm_seconds, args.workers))
+    base, probed = statistics.median(without), statistics.median(with_probe)
+    overhead = probed / base
+
+    walls, runs = [], []
+    for _run in range(args.ttr_runs):
+        wall, run = time_to_result(args.duration)
+        walls.append(wall)
+        runs.append(run)
+    wall = statistics.median(walls)
+    ttr = wall / args.duration
+
+    rows = [
+        (
+            "storm ops/s, probe attached vs not",
+            "%.0f" % probed,
+            "%.0f" % base,
+            overhead,
+            ">= %.2f" % OVERHEAD_TARGET,
+        ),
+        (
+            "module start->result, %d s probe" % args.duration,
+            "%.2f s" % wall,
+            "%d s" % args.duration,
+            ttr,
+            "<= %.2f" % TTR_TARGET,
+        ),
+    ]
+    print("%-38s %12s %12s %7s %8s" % ("metric", "measured", "baseline", "ratio", "target"))
+    for name, measured, baseline, ratio, target in rows:
+        print("%-38s %12s %12s %7.3f %8s" % (name, measured, baseline, ratio, target))
+    print(
+        "storm runs without: %s; with: %s; bpftrace wall %s s (measured %s s)"
+        % (
+            ", ".join("%.0f" % r for r in without),
+            ", ".join("%.0f" % r for r in with_probe),
+            ", ".join("%.2f" % r["wall_s"] for r in runs),
+            ", ".join("%.2f" % r["measured_s"] for r in runs),
+        )
+    )
+    return 0 if overhead >= OVERHEAD_TARGET and ttr <= TTR_TARGET else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
