@@ -275,15 +275,20 @@ class Collector:
 
     def collect_engines(self):
         engines = {}
+        host_key = self.host_mnt_ns()[0]
         for engine in ENGINES:
             name = engine["name"]
-            pids = [pid for comm in engine["processes"] for pid in self.processes().get(comm, [])]
+            found = sorted(pid for comm in engine["processes"] for pid in self.processes().get(comm, []))
+            # Daemons in other mount namespaces (kind/dind nodes, sandboxes) are not this host's
+            # engine: their configs are not in this /etc. Unknown namespaces count as the host's.
+            pids = [pid for pid in found if host_key is None or self.mnt_ns(pid) in (None, host_key)]
             binary, binary_source = self.find_binary(engine, pids)
             record = {
                 "binary": binary,
                 "binary_source": binary_source,
                 "running": bool(pids),
-                "pids": sorted(pids)[:_MAX_PIDS],
+                "pids": pids[:_MAX_PIDS],
+                "pids_in_other_mnt_ns": len(found) - len(pids),
                 "flags": {},
                 "config_files": [],
                 "settings": {},

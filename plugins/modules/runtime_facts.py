@@ -160,7 +160,9 @@ ansible_facts:
             - Engines found (binary, running process, config file or captured version), keyed by
               C(containerd), C(crio), C(docker), C(podman), C(runc), C(crun), C(kubelet).
             - Each has C(binary) (path on the host), C(binary_source) (C(process N) or C(search)),
-              C(running), C(pids) (at most 20), C(version) (as printed, without a leading C(v)),
+              C(running), C(pids) (at most 20, daemons in the host mount namespace only),
+              C(pids_in_other_mnt_ns) (same daemon in other mount namespaces, such as kind or
+              docker-in-docker nodes, not counted as this host's), C(version) (as printed, without a leading C(v)),
               C(version_info) (C(major), C(minor), C(patch), C(prerelease)), C(version_output)
               (first line), C(version_error), C(flags) (config/state flags from the daemon's command
               line), C(config_files) (list of C(path), C(loaded), C(error)) and C(settings).

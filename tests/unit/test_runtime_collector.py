@@ -250,6 +250,25 @@ def test_k8s_advisories(k8s):
     )
 
 
+def test_daemons_in_other_mount_namespaces_are_not_the_hosts(tmp_path):
+    facts, _root = collect(
+        tmp_path,
+        "k8s-containerd",
+        "6.8.0",
+        K8S_MOUNTINFO,
+        [
+            (800, "containerd", ["/usr/bin/containerd"], HOST_NS),
+            (801, "containerd", ["/usr/bin/containerd", "--config", "/kind/config.toml"], 4026533000),
+            (900, "kubelet", ["/usr/bin/kubelet", "--root-dir=/kind/kubelet"], 4026533000),
+        ],
+    )
+    ctrd = facts["engines"]["containerd"]
+    assert ctrd["pids"] == [800] and ctrd["pids_in_other_mnt_ns"] == 1
+    assert ctrd["flags"] == {}
+    # A kubelet that only runs inside a kind node is not this host's kubelet.
+    assert "kubelet" not in facts["engines"] and facts["kubelet"] is None
+
+
 def test_kubelet_root_not_shared(tmp_path):
     mountinfo = "21 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
     facts, _root = collect(
