@@ -244,7 +244,9 @@ class Collector:
                 continue
             if target.endswith(" (deleted)"):
                 target = target[: -len(" (deleted)")]
-            return target, "process %d" % pid
+            # A script or wrapper shows its interpreter here: never take (or run) that.
+            if os.path.basename(target).startswith(engine["binary"]):
+                return target, "process %d" % pid
         for directory in BIN_DIRS:
             candidate = os.path.join(self.host_root, directory, engine["binary"])
             if os.path.isfile(candidate) and os.access(candidate, os.X_OK):

@@ -81,6 +81,7 @@ def test_kubelet_root_is_an_rshared_mount(kubelet_root):
     engine = facts["engines"]["kubelet"]
     assert kubelet_root["pid"] in engine["pids"] and engine["running"]
     assert engine["flags"] == {"root_dir": kubelet_root["root"], "config": "/dev/null"}
+    assert engine["binary_source"] != "process %d" % kubelet_root["pid"], "the shell is not kubelet"
     kubelet = facts["kubelet"]
     assert kubelet["root_dir"] == kubelet_root["root"] and kubelet["root_dir_source"] == "command line"
     assert kubelet["is_mount_point"] and kubelet["mount_point"] == kubelet_root["root"]
