@@ -119,7 +119,7 @@ def main():
         playbook(lab, baseline_path, forks, target)  # warm-up: ControlPersist masters, caches
         playbook(lab, audit_path, forks, target, audit_extra)
         setup_times, audit_times, module_times = [], [], []
-        for _ in range(args.runs):
+        for _run in range(args.runs):
             setup_times.append(playbook(lab, baseline_path, forks, target))
             audit_times.append(playbook(lab, audit_path, forks, target, audit_extra))
             module_times.append(playbook(lab, module_path, forks, target))

@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from tests.lab.fixtures import ansible_playbook, fleet_lab, lab_factory  # noqa: F401
+from tests.lab.fixtures import ansible_playbook
 from tests.lab.lab import REPO
 
+pytest_plugins = ["tests.lab.fixtures"]
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
@@ -52,7 +53,7 @@ def host_mountinfo(host):
 
 
 @pytest.fixture(scope="module")
-def ssh_audit(fleet_lab, tmp_path_factory):  # noqa: F811
+def ssh_audit(fleet_lab, tmp_path_factory):
     report_dir = str(tmp_path_factory.mktemp("fleet-ssh"))
     started = time.monotonic()
     done = ansible_playbook(fleet_lab, "playbooks/audit.yml", "-e", "audit_report_dir=%s" % report_dir)
@@ -60,7 +61,7 @@ def ssh_audit(fleet_lab, tmp_path_factory):  # noqa: F811
     return report_dir, done, time.monotonic() - started
 
 
-def test_every_host_reports_over_openssh(fleet_lab, ssh_audit):  # noqa: F811
+def test_every_host_reports_over_openssh(fleet_lab, ssh_audit):
     report_dir, done, _seconds = ssh_audit
     recap = dict(re.findall(r"^(lab-\d+)\s+: (ok=\d+ .*)$", done.stdout, re.M))
     assert sorted(recap) == fleet_lab.names
@@ -79,7 +80,7 @@ def test_every_host_reports_over_openssh(fleet_lab, ssh_audit):  # noqa: F811
     assert os.listdir(os.path.join(fleet_lab.path, "cp"))
 
 
-def test_each_host_sees_only_its_own_namespaces(fleet_lab, ssh_audit):  # noqa: F811
+def test_each_host_sees_only_its_own_namespaces(fleet_lab, ssh_audit):
     report_dir, _done, _seconds = ssh_audit
     for host in fleet_lab.state["hosts"]:
         facts = facts_of(report_dir, host["name"])
@@ -89,7 +90,7 @@ def test_each_host_sees_only_its_own_namespaces(fleet_lab, ssh_audit):  # noqa: 
         assert reported == built, host["name"]
 
 
-def test_healthy_host_keeps_containers_out_of_host_peer_groups(fleet_lab, ssh_audit):  # noqa: F811
+def test_healthy_host_keeps_containers_out_of_host_peer_groups(fleet_lab, ssh_audit):
     host = host_of(fleet_lab, "healthy")
     facts = facts_of(ssh_audit[0], host["name"])
     built = host["built"]["scenarios"]["healthy"]["containers"]
@@ -102,7 +103,7 @@ def test_healthy_host_keeps_containers_out_of_host_peer_groups(fleet_lab, ssh_au
     assert found == {(c["ns"], "containerd", c["id"]) for c in built}
 
 
-def test_shared_storm_host_has_a_peer_group_spanning_every_container(fleet_lab, ssh_audit):  # noqa: F811
+def test_shared_storm_host_has_a_peer_group_spanning_every_container(fleet_lab, ssh_audit):
     host = host_of(fleet_lab, "shared-storm")
     facts = facts_of(ssh_audit[0], host["name"])
     built = host["built"]["scenarios"]["shared-storm"]["containers"]
@@ -116,7 +117,7 @@ def test_shared_storm_host_has_a_peer_group_spanning_every_container(fleet_lab, 
     assert {ns["owner"]["runtime"] for ns in containers(facts)} == {"docker"}
 
 
-def test_slave_readers_host_has_the_highest_predicted_read_cost(fleet_lab, ssh_audit):  # noqa: F811
+def test_slave_readers_host_has_the_highest_predicted_read_cost(fleet_lab, ssh_audit):
     host = host_of(fleet_lab, "slave-readers")
     facts = facts_of(ssh_audit[0], host["name"])
     readers = {s["ns"]: s["unit"] for s in host["built"]["scenarios"]["slave-readers"]["services"]}
@@ -144,7 +145,7 @@ def test_slave_readers_host_has_the_highest_predicted_read_cost(fleet_lab, ssh_a
     assert top["value"] > max(others)
 
 
-def test_pinned_namespace_is_reported(fleet_lab, ssh_audit):  # noqa: F811
+def test_pinned_namespace_is_reported(fleet_lab, ssh_audit):
     host = host_of(fleet_lab, "pinned-ns")
     facts = facts_of(ssh_audit[0], host["name"])
     pinned = host["built"]["scenarios"]["pinned-ns"]["pinned"]
@@ -159,7 +160,7 @@ def test_pinned_namespace_is_reported(fleet_lab, ssh_audit):  # noqa: F811
     ]
 
 
-def test_kubelet_and_docker_root_host(fleet_lab, ssh_audit):  # noqa: F811
+def test_kubelet_and_docker_root_host(fleet_lab, ssh_audit):
     host = host_of(fleet_lab, "kubelet")
     facts = facts_of(ssh_audit[0], host["name"])
     kube = host["built"]["scenarios"]["kubelet"]["containers"]
@@ -176,7 +177,7 @@ def test_kubelet_and_docker_root_host(fleet_lab, ssh_audit):  # noqa: F811
     assert "/" in shared_roots
 
 
-def test_runc_host_reports_real_runc_containers(fleet_lab, ssh_audit):  # noqa: F811
+def test_runc_host_reports_real_runc_containers(fleet_lab, ssh_audit):
     host = host_of(fleet_lab, "runc")
     facts = facts_of(ssh_audit[0], host["name"])
     built = host["built"]["scenarios"]["runc"]["containers"]
@@ -188,7 +189,7 @@ def test_runc_host_reports_real_runc_containers(fleet_lab, ssh_audit):  # noqa: 
     assert found == {(c["ns"], "runc", c["id"]) for c in built}
 
 
-def test_audit_over_paramiko(fleet_lab, tmp_path):  # noqa: F811
+def test_audit_over_paramiko(fleet_lab, tmp_path):
     """ansible-core 2.19 still ships paramiko_ssh (deprecated); it must give the same facts."""
     report_dir = str(tmp_path)
     names = [host_of(fleet_lab, s)["name"] for s in ("healthy", "shared-storm", "pinned-ns")]
@@ -213,7 +214,7 @@ def test_audit_over_paramiko(fleet_lab, tmp_path):  # noqa: F811
     assert os.path.exists(os.path.join(fleet_lab.path, "home", ".ssh", "known_hosts"))
 
 
-def test_unreachable_host_fails_alone_and_the_report_names_it(lab_factory, tmp_path):  # noqa: F811
+def test_unreachable_host_fails_alone_and_the_report_names_it(lab_factory, tmp_path):
     lab = lab_factory(["healthy:2", "shared-storm:3", "healthy:1"])
     victim = lab.names[1]
     report_dir = str(tmp_path)

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.lab import nsutil
-from tests.lab.fixtures import lab_factory  # noqa: F401
+
 from tests.lab.lab import (
     REPO,
     RUN_ROOT,
@@ -30,6 +30,7 @@ from tests.lab.lab import (
     listening_ports,
 )
 
+pytest_plugins = ["tests.lab.fixtures"]
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 EVERYTHING = "pinned-ns+idmap-leak:3+runc:2+kubelet:2+docker-root:2+slave-readers:2+shared-storm:2"
@@ -70,7 +71,7 @@ def entry(lines, mount_point):
     """The last (topmost) mountinfo line for ``mount_point``, as (fields, tags)."""
     found = None
     for line in lines:
-        pre, _, _post = line.partition(" - ")
+        pre, _sep, _post = line.partition(" - ")
         fields = pre.split(" ")
         if fields[4] == mount_point:
             found = fields
@@ -83,7 +84,7 @@ def machine_mounts():
 
 
 @pytest.fixture(scope="module")
-def two_hosts(lab_factory):  # noqa: F811
+def two_hosts(lab_factory):
     before = machine_mounts()
     lab = lab_factory(["healthy:1+runtime-configs", EVERYTHING])
     return lab, before
@@ -114,7 +115,7 @@ def test_hosts_are_separate_machines(two_hosts):
 
 
 def test_host_keys_are_checked(two_hosts, tmp_path):
-    lab, _ = two_hosts
+    lab, _before = two_hosts
     first, second = lab.names
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
@@ -130,17 +131,17 @@ def test_host_keys_are_checked(two_hosts, tmp_path):
 
 
 def test_scenarios_build_real_kernel_state(two_hosts):
-    lab, _ = two_hosts
+    lab, _before = two_hosts
     host = lab.host(lab.names[1])
     built = host["built"]["scenarios"]
     pid1 = host["ns_pid1"]
     lines = mountinfo(pid1)
-    _, root_tags = entry(lines, "/")
+    _fields, root_tags = entry(lines, "/")
     assert "shared" in root_tags  # hostinit made the tree rshared, as systemd does
 
     # shared-storm: each container's / is a peer of the host's /
     for ctr in built["shared-storm"]["containers"]:
-        _, tags = entry(mountinfo(_pid_in(pid1, ctr["pid"])), "/")
+        _fields, tags = entry(mountinfo(_pid_in(pid1, ctr["pid"])), "/")
         assert tags.get("shared") == root_tags["shared"]
 
     # slave-readers: every mount of a reader is a slave; the tree is replicated
@@ -166,7 +167,7 @@ def test_scenarios_build_real_kernel_state(two_hosts):
     # docker-root: a shared data root with one overlay per container
     assert "shared" in entry(lines, "/var/lib/docker")[1]
     for ctr in built["docker-root"]["containers"]:
-        fields, _ = entry(lines, ctr["rootfs"])
+        fields, _tags = entry(lines, ctr["rootfs"])
         assert fields[4] == ctr["rootfs"]
 
     # idmap-leak: idmapped mounts under containerd's tmpmounts
@@ -228,7 +229,7 @@ def _pid_in(pid1, inner):
     raise LookupError(inner)
 
 
-def test_teardown_leaves_nothing(lab_factory):  # noqa: F811
+def test_teardown_leaves_nothing(lab_factory):
     lab = lab_factory([EVERYTHING])
     state = json.loads(json.dumps(lab.state))
     # An ad-hoc run leaves an ssh ControlPersist master behind on the controller.
@@ -283,7 +284,7 @@ def test_a_killed_test_run_leaves_strays_that_the_next_run_removes(own_run_root)
     run_root = own_run_root
     env = dict(os.environ, MOUNTOPS_LAB_RUN=run_root)
     children = []
-    for _ in range(2):
+    for _index in range(2):
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
         )
@@ -295,10 +296,12 @@ def test_a_killed_test_run_leaves_strays_that_the_next_run_removes(own_run_root)
             child.send_signal(signal.SIGKILL)  # pytest itself dying, as far as the lab knows
             child.wait()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(p in listening_ports() for _, _, p in children):
+        while time.monotonic() < deadline and any(
+            port in listening_ports() for _child, _path, port in children
+        ):
             time.sleep(0.1)
         # PR_SET_PDEATHSIG took the hosts down with their owner; cgroups and run dirs remain
-        assert not any(p in listening_ports() for _, _, p in children)
+        assert not any(port in listening_ports() for _child, _path, port in children)
         assert len(known_labs(run_root)) == 2
         # one crash happened before the run dir was written: only its cgroup is left
         kept = Lab.load(children[0][1]).state
@@ -313,7 +316,7 @@ def test_a_killed_test_run_leaves_strays_that_the_next_run_removes(own_run_root)
         assert known_labs(run_root) == []
         assert not lab_cgroup_dirs(orphan["cgroup_name"])
     finally:
-        for child, _, _ in children:
+        for child, _path, _port in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()

@@ -65,7 +65,7 @@ def parse_host_specs(items):
         for host in item.replace(",", " ").split():
             parts = []
             for piece in host.split("+"):
-                name, _, count = piece.partition(":")
+                name, _sep, count = piece.partition(":")
                 if name not in DEFAULTS:
                     raise LabError("unknown scenario %r (known: %s)" % (name, ", ".join(DEFAULTS)))
                 parts.append((name, int(count) if count else DEFAULTS[name]))
@@ -85,7 +85,7 @@ def free_ports(count):
     """Distinct free loopback ports, held until all are chosen."""
     socks = []
     try:
-        for _ in range(count):
+        for _index in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(("127.0.0.1", 0))
             socks.append(sock)
@@ -258,7 +258,7 @@ class Lab:
                     "port": ports[index],
                     "dir": hostdir,
                     "cgroups": cgroups,
-                    "scenarios": [n for n, _ in spec],
+                    "scenarios": [n for n, _count in spec],
                     "spec": "+".join("%s:%d" % sc for sc in spec),
                 }
             )
@@ -564,7 +564,7 @@ def _hierarchy_points():
     points = []
     with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            pre, _, post = line.partition(" - ")
+            pre, _sep, post = line.partition(" - ")
             if post.split(" ", 1)[0] in ("cgroup", "cgroup2"):
                 points.append(pre.split(" ")[4])
     return points
@@ -611,7 +611,7 @@ def teardown(cgroup_name, path, hosts=(), control=None, timeout=15.0):
         time.sleep(0.05)
     left = []
     for cgroup in dirs:
-        for _ in range(50):
+        for _attempt in range(50):
             left = nsutil.cgroup_rmtree(cgroup)
             if not left:
                 break

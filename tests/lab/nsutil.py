@@ -135,7 +135,7 @@ def cgroup_hierarchies(mountinfo="/proc/self/mountinfo", cgroup_file="/proc/self
     mounts = []
     with open(mountinfo, encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            pre, _, post = line.partition(" - ")
+            pre, _sep, post = line.partition(" - ")
             fstype, _source, superopts = post.split(" ", 2)
             if fstype in ("cgroup", "cgroup2"):
                 opts = set(superopts.strip().split(","))
