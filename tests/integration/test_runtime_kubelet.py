@@ -64,7 +64,7 @@ def kubelet_root():
 
 def _wait_for_comm(pid):
     # The shell sets comm to the script name at exec; give it a moment on a loaded machine.
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             with open("/proc/%d/comm" % pid) as handle:
                 if handle.read().strip() == "kubelet":
