@@ -5,8 +5,8 @@ Two rows, each against a baseline measured in the same run:
 - overhead: throughput (mount+umount+unshare operations per second) of a fixed mount storm
   (``tests/probe_workload.py storm``: WORKERS processes in private namespaces) with the probe's
   full program attached (whole host, every section this kernel supports, as the module runs it
-  by default) vs without. Runs alternate (without, with, without, with ...) so that load from
-  other processes hits both sides alike; the ratio of the medians is reported. Target >= 0.90.
+  by default) vs without. Runs alternate in ABBA order so that load from other processes hits
+  both sides alike; the ratio of the medians is reported. Target >= 0.90.
 - time to result: the module run as its own process (``python -m ...contention_probe ARGS``, as
   AnsiballZ runs it, minus the controller) for a DURATION-second probe, wall time from start to
   its JSON result vs DURATION. Target <= 1.3.
@@ -108,7 +108,7 @@ def time_to_result(duration):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--storm-seconds", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--duration", type=int, default=10)
@@ -121,9 +121,13 @@ def main():
 
     program = full_program(int(args.storm_seconds + ATTACH_SETTLE_S + 30))
     without, with_probe = [], []
-    for _pair in range(args.pairs):
-        without.append(storm_rate(args.storm_seconds, args.workers))
-        with_probe.append(probed_storm_rate(bpftrace, program, args.storm_seconds, args.workers))
+    for pair in range(args.pairs):
+        # ABBA order: a drift in the machine's load (other jobs) hits both sides alike.
+        for probed in (False, True) if pair % 2 == 0 else (True, False):
+            if probed:
+                with_probe.append(probed_storm_rate(bpftrace, program, args.storm_seconds, args.workers))
+            else:
+                without.append(storm_rate(args.storm_seconds, args.workers))
     base, probed = statistics.median(without), statistics.median(with_probe)
     overhead = probed / base
 
