@@ -738,15 +738,23 @@ class Collector:
         root_dir = root_dir or KUBELET_DEFAULT_ROOT
         if kubelet is None and not os.path.isdir(self.host_path(root_dir)):
             return None
+        record = {"root_dir": root_dir, "root_dir_source": source}
+        record.update(self.path_mount(root_dir))
+        return record
+
+    def path_mount(self, path):
+        """Where ``path`` sits in the host mount table: its mount, propagation and what is below.
+
+        ``rshared`` is true when ``path`` is itself a shared mount point and every mount below it
+        is shared too (what kubelet sets up for its root dir and dockerd for its data root).
+        """
         mounts = self.host_mounts()
-        wanted = root_dir.rstrip("/").encode("utf-8", "surrogateescape") or b"/"
+        wanted = path.rstrip("/").encode("utf-8", "surrogateescape") or b"/"
         exact = [m for m in mounts if m.mount_point == wanted]
         containing = covering_mount(mounts, wanted)
-        below = [m for m in mounts if m.mount_point.startswith(wanted + b"/")]
+        below = [m for m in mounts if m.mount_point.startswith(wanted.rstrip(b"/") + b"/")]
         top = exact[-1] if exact else None
         return {
-            "root_dir": root_dir,
-            "root_dir_source": source,
             "mountinfo": self._host_mounts_source,
             "is_mount_point": top is not None,
             "mount_point": _path(containing.mount_point) if containing else None,
@@ -900,6 +908,10 @@ class Collector:
         facts["host_mnt_ns_source"] = host_source
         facts["host_mounts"] = self.collect_host_mounts()
         facts["kubelet"] = self.collect_kubelet(engines)
+        docker = engines.get("docker")
+        if docker and docker["settings"].get("data_root"):
+            # dockerd makes its data root shared at start: a propagation fix must leave it so.
+            docker["settings"]["data_root_mount"] = self.path_mount(docker["settings"]["data_root"])
         facts["kernel"] = self.collect_kernel()
         summarize_user_namespaces(engines, facts["containers"], facts["host_mounts"])
         facts["advisories"] = advisories.evaluate(facts)

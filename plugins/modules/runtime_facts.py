@@ -174,7 +174,9 @@ ansible_facts:
               C(snapshotter), C(imports) (files merged, in order), C(unimported_dropins)
               (C(conf.d/*.toml) files no C(imports) entry loads).
             - docker C(settings) -- C(default_runtime), C(default_runtime_source), C(runtimes)
-              (name to C(path), C(runtime_type), C(args)), C(data_root), C(exec_root),
+              (name to C(path), C(runtime_type), C(args)), C(data_root), C(data_root_mount) (its
+              place in the host mount table, same keys as C(kubelet) without the root dir ones;
+              dockerd makes it shared at start), C(exec_root),
               C(userns_remap), C(containerd), C(containerd_snapshotter).
             - crio C(settings) -- C(default_runtime), C(runtimes) (name to C(runtime_path),
               C(runtime_type), C(runtime_root), C(allowed_annotations), C(monitor_path), C(source)),

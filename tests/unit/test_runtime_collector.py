@@ -285,7 +285,8 @@ def test_docker_host(tmp_path):
         tmp_path,
         "docker-mountflags",
         "6.12.1",
-        "21 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n",
+        "21 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+        "22 21 254:1 / /srv/docker rw,relatime shared:9 - xfs /dev/vdb rw\n",
         [
             (700, "dockerd", ["/usr/bin/dockerd", "-H", "fd://", "--exec-root=/run/docker"]),
             (5000, "sh", [], 4026532700, 777),
@@ -299,6 +300,9 @@ def test_docker_host(tmp_path):
     assert settings["data_root"] == "/srv/docker" and settings["default_runtime"] == "runc"
     assert settings["runtimes"]["runsc"]["args"] == ["--platform=systrap"]
     assert settings["containerd_snapshotter"] is True
+    data_root = settings["data_root_mount"]
+    assert data_root["mount_point"] == "/srv/docker" and data_root["is_mount_point"]
+    assert data_root["propagation"] == "shared" and data_root["rshared"] is True
     service = facts["services"]["docker.service"]
     assert service["unit_file"].endswith("lib/systemd/system/docker.service")
     assert service["mount_flags"] == "slave"
