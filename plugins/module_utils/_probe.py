@@ -213,6 +213,9 @@ LOCK_KINDS = (
     ("queued_spin_lock_slowpath", "spinlock"),
 )
 
+# bpftrace's default BPFTRACE_MAP_KEYS_MAX: a map this full has dropped updates.
+MAP_KEYS_MAX = 4096
+
 DEFAULT_THRESHOLDS = {
     "mount_ops_per_sec": {"warn": 100.0, "critical": 1000.0},
     "mount_lock_wait_ms_per_sec": {"warn": 5.0, "critical": 50.0},
@@ -312,6 +315,10 @@ def analyse_syscalls(out, plan, seconds, top):
         if family in families:
             families[family]["errors"] = _int(errors)
     for info in families.values():
+        # The per-namespace/comm map can be full (MAP_KEYS_MAX distinct keys; every unshare
+        # makes a namespace) while the per-family histogram is not: never report fewer calls
+        # than completed.
+        info["calls"] = max(info["calls"], info["completed"])
         info["per_sec"] = _rate(info["calls"], seconds)
     total = sum(f["calls"] for f in families.values())
     comms = sorted(by_comm.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
@@ -324,6 +331,7 @@ def analyse_syscalls(out, plan, seconds, top):
         "by_comm": [{"comm": c, "calls": sum(f.values()), "families": f} for c, f in comms[:top]],
         "by_mnt_ns": [{"mnt_ns": int(ns), "calls": n} for ns, n in namespaces[:top]],
         "mnt_namespaces": len(by_ns),
+        "breakdown_truncated": len(out.get("@sc_calls") or {}) >= MAP_KEYS_MAX,
     }
 
 
@@ -395,6 +403,7 @@ def analyse_locks(out, seconds, cpu_nodes, top):
         "top_mount_stacks": [_stack_row(s) for s in mount_stacks[:top]],
         "top_other_stacks": [_stack_row(s) for s in other_stacks[: max(1, top // 2)]],
         "distinct_stacks": len(stacks),
+        "truncated": len(out.get("@lk") or {}) >= MAP_KEYS_MAX,
     }
 
 

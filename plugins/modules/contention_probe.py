@@ -337,6 +337,11 @@ syscalls:
     mnt_namespaces:
       description: Distinct mount namespaces seen calling.
       type: int
+    breakdown_truncated:
+      description: >-
+        The per namespace/comm map reached bpftrace's key limit (4096), so RV(syscalls.by_comm)
+        and RV(syscalls.by_mnt_ns) are incomplete; per-family counts come from the histograms and stay exact.
+      type: bool
 contention:
   description: Lock contention waits; null when not measured.
   returned: always
@@ -383,6 +388,9 @@ contention:
     distinct_stacks:
       description: Number of distinct waiting stacks.
       type: int
+    truncated:
+      description: The (CPU, stack) map reached bpftrace's key limit (4096); later new stacks were not counted.
+      type: bool
 mountinfo:
   description: Readers of C(/proc/*/mountinfo); null when not measured.
   returned: always

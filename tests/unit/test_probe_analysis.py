@@ -316,6 +316,7 @@ def test_storm_capture_is_attributed_to_mount_syscalls_and_mount_locks():
     assert sum(c["waits"] for c in cont["by_cpu"]) == cont["waits"]
     assert cont["by_node"][0]["cpus"] == 2 and cont["node_evenness"] is None
     assert result["mountinfo"]["opens"] == 0 and result["kernel_functions"] is None
+    assert calls["breakdown_truncated"] is False and cont["truncated"] is False
     judged = probe.verdict(result, [], probe.merge_thresholds({}))
     assert judged["level"] == "critical"
     assert {r["metric"] for r in judged["reasons"]} >= {"mount_ops_per_sec", "mount_lock_wait_ms_per_sec"}
@@ -368,6 +369,15 @@ def test_locks_by_numa_node_and_evenness():
 )
 def test_node_evenness(rows, expected):
     assert probe.node_evenness(rows) == expected
+
+
+def test_full_breakdown_map_never_undercounts_a_family():
+    out = parse.ProbeOutput()
+    out.maps["@sc_calls"] = {"%d,165,mount" % (4026530000 + i): 1 for i in range(probe.MAP_KEYS_MAX)}
+    out.maps["@sc_lat"] = {"165": [{"min": 1024, "max": 2047, "count": probe.MAP_KEYS_MAX + 500}]}
+    calls = probe.analyse_syscalls(out, PLAN, 1.0, top=3)
+    assert calls["families"]["mount"]["calls"] == probe.MAP_KEYS_MAX + 500
+    assert calls["breakdown_truncated"] is True and len(calls["by_mnt_ns"]) == 3
 
 
 def test_missing_elapsed_falls_back_to_wall_time():
