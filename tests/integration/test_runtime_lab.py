@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -36,8 +37,8 @@ def lab(lab_factory):  # pylint: disable=redefined-outer-name
 def results(lab):
     ansible = os.path.join(os.path.dirname(sys.executable), "ansible")
     proc = subprocess.run(
-        [ansible, "all", "-o", "-m", "mountops.fleet.runtime_facts", "-a", '{"gather_versions": false}'],
-        env=lab.env(),
+        [ansible, "all", "-m", "mountops.fleet.runtime_facts", "-a", '{"gather_versions": false}'],
+        env=dict(lab.env(), ANSIBLE_STDOUT_CALLBACK="minimal"),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -45,11 +46,12 @@ def results(lab):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # The minimal callback prints "<host> | SUCCESS => {" and then the result as indented JSON.
     found = {}
-    for line in proc.stdout.splitlines():
-        name, sep, rest = line.partition(" | SUCCESS => ")
-        if sep:
-            found[name] = json.loads(rest)["ansible_facts"]["mount_runtime"]
+    starts = list(re.finditer(r"^(\S+) \| SUCCESS => ", proc.stdout, re.MULTILINE))
+    for index, match in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(proc.stdout)
+        found[match.group(1)] = json.loads(proc.stdout[match.end() : end])["ansible_facts"]["mount_runtime"]
     assert set(found) == set(lab.names)
     return found
 

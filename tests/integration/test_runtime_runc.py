@@ -227,13 +227,14 @@ def test_containers_join_propagation_facts_namespaces(run_module, lab, facts):
 
 
 def test_module_through_ansible(lab):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="minimal"
+    )
     args = json.dumps({"runtime_roots": [{"path": lab["state"]}], "gather_versions": False})
     proc = subprocess.run(
         [
             os.path.join(REPO, ".venv", "bin", "ansible"),
             "localhost",
-            "-o",
             "-m",
             "mountops.fleet.runtime_facts",
             "-a",
@@ -247,10 +248,10 @@ def test_module_through_ansible(lab):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # One-line output: "localhost | SUCCESS => {...}"
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("localhost |"))
-    assert "SUCCESS" in line
-    result = json.loads(line.split("=> ", 1)[1])
+    # The minimal callback prints "localhost | SUCCESS => {" and the result as indented JSON.
+    _head, sep, body = proc.stdout.partition("localhost | SUCCESS => ")
+    assert sep, proc.stdout[-2000:]
+    result = json.loads(body)
     assert result["changed"] is False
     ids = {c["id"] for c in result["ansible_facts"]["mount_runtime"]["containers"]}
     assert set(CONTAINERS) <= ids
