@@ -459,6 +459,7 @@ ansible_facts:
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -510,14 +511,19 @@ def get_argument_spec():
 
 
 def _bpftrace_facts(module, path):
-    """Version, and bpftrace's own feature list (only its kfunc line is trusted)."""
-    rc, out, err = module.run_command([path, "--version"], environ_update={"LC_ALL": "C"})
-    version = detect.parse_bpftrace_version(out + err) if rc == 0 else None
-    features = {}
-    if detect.btf_available(module.params["sysfs_root"]):
-        rc, out, err = module.run_command([path, "--info"], environ_update={"LC_ALL": "C"})
-        if rc == 0:
-            features = detect.parse_bpftrace_info(out + err)
+    """Version and feature list from one ``bpftrace --info`` (only its kfunc line is trusted).
+
+    One process instead of two (--version, --info): every exec here is time before the probe
+    starts. Old bpftrace without a version line in --info falls back to --version.
+    """
+    env = {"LC_ALL": "C"}
+    rc, out, err = module.run_command([path, "--info"], environ_update=env)
+    features = detect.parse_bpftrace_info(out + err) if rc == 0 else {}
+    match = re.search(r"^\s*version:\s*(\S+)", out + err, re.MULTILINE) if rc == 0 else None
+    version = detect.parse_bpftrace_version(match.group(1)) if match else None
+    if version is None:
+        rc, out, err = module.run_command([path, "--version"], environ_update=env)
+        version = detect.parse_bpftrace_version(out + err) if rc == 0 else None
     return version, features
 
 

@@ -200,12 +200,12 @@ def test_no_tracefs_plans_nothing():
 
 def test_full_program_is_bounded_and_clears_its_maps():
     text = programs.build_program(7, programs.SYSCALL_FAMILIES, locks=True, mountinfo=True, numbers=X86)
-    assert "interval:s:7\n{\n  exit();\n}" in text
+    assert "interval:s:7\n{\n  @elapsed_ns = nsecs - @t0;\n  exit();\n}" in text
     assert "{{" not in text
     for section in ("syscalls", "locks", "mountinfo"):
         for name in programs.SECTION_MAPS[section]:
             assert "print(%s);" % name in text and "clear(%s);" % name in text
-    for scratch in ("@start", "@mi_fd", "@lk_start"):
+    for scratch in ("@start", "@mi_fd", "@lk_start", "@lk_stack"):
         assert "clear(%s);" % scratch in text and "print(%s);" % scratch not in text
     assert text.count("tracepoint:raw_syscalls:sys_enter\n") == 1
     assert "if (($id >= 165 && $id <= 166) || $id == 272 || $id == 308 || ($id >= 428 && $id <= 433)" in text

@@ -24,7 +24,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "probe")
 FAKE_BPFTRACE = """#!/bin/sh
 case "$1" in
   --version) echo "bpftrace v0.17.0"; exit 0;;
-  --info) printf 'Kernel features\\n  kfunc: no\\n  kprobe: yes\\n'; exit 0;;
+  --info) printf 'Build\\n  version: v0.17.0\\nKernel features\\n  kfunc: no\\n  kprobe: yes\\n'; exit 0;;
 esac
 cat > "$FAKE_DIR/program.bt"
 cat "$FAKE_STDOUT"
@@ -94,6 +94,13 @@ def test_storm_run_end_to_end(run_module, fake_host, check_mode):
     assert result["ansible_facts"]["mountops_contention_probe"]["verdict"] == result["verdict"]
     sent = fake_host["program"].read_text()
     assert sent == result["program"] and "interval:s:2" in sent and "pid_ns_for_children" in sent
+
+
+def test_version_falls_back_to_dash_dash_version(run_module, fake_host, tmp_path):
+    old = FAKE_BPFTRACE.replace("version: v0.17.0", "nothing here")
+    assert old != FAKE_BPFTRACE
+    result = run_module(contention_probe.main, _args(fake_host, bpftrace_path=_script(tmp_path / "old", old)))
+    assert result["capabilities"]["bpftrace"]["version"] == "0.17.0"
 
 
 def test_thresholds_reach_the_verdict(run_module, fake_host):
