@@ -122,7 +122,11 @@ options:
     type: int
     default: 10
   mount_tracefs:
-    description: Mount tracefs at C(/sys/kernel/tracing) when no tracefs is mounted. It stays mounted.
+    description:
+      - Mount tracefs at C(/sys/kernel/tracing) when no tracefs is mounted. It stays mounted (a
+        concurrent tracer may rely on it); the module warns and says so in
+        RV(capabilities.tracefs.mounted_by_probe).
+      - Also in check mode, since nothing can be measured without it.
     type: bool
     default: true
   bpftrace_path:

@@ -263,3 +263,32 @@ def test_ansible_runs_the_module_on_localhost():
     result = json.loads(done.stdout.split("=>", 1)[1])
     assert result["changed"] is False and result["run"]["complete"]
     assert result["run"]["scope"] == "host" and result["verdict"]["level"] in ("ok", "warn", "critical")
+
+
+def test_mount_tracefs_in_a_private_namespace(tmp_path):
+    """The module's fallback when no tracefs is mounted, done where it cannot touch the host."""
+    target = tmp_path / "tracing"
+    target.mkdir()
+    code = (
+        "import sys; sys.path.insert(0, %r);"
+        "from ansible_collections.mountops.fleet.plugins.module_utils import _probe_detect as d;"
+        "err = d.mount_tracefs(%r); print(err, d.find_tracefs([%r]),"
+        " d.tracepoint_exists(%r, 'lock', 'contention_begin'))"
+    ) % (os.path.join(REPO, ".collections"), str(target), str(target), str(target))
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.stdout.split() == ["None", str(target), "True"], done.stderr
+    assert not os.path.isdir(target / "events")  # only the namespace saw the mount
+    bad = subprocess.run(
+        [sys.executable, "-c", code.replace(str(target), str(tmp_path / "missing"))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert bad.stdout.startswith("mount -t tracefs %s: No such file or directory" % (tmp_path / "missing"))
