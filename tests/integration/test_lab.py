@@ -357,6 +357,18 @@ def test_cli_up_status_down(own_run_root):
     assert cli("down").stderr.strip() == "lab: no lab of this checkout is running"
 
 
+def test_lab_down_leaves_labs_of_live_test_runs_alone(own_run_root):
+    lab = Lab.up(1, [[("healthy", 1)]], run_root=own_run_root)  # owned by this (live) process
+    try:
+        assert down_all(run_root=own_run_root) == {}
+        assert down_all(run_root=own_run_root, only_strays=True) == {}
+        assert lab.host("lab-01")["port"] in listening_ports()
+        assert down_all(run_root=own_run_root, include_live=True) == {lab.state["id"]: []}
+        assert lab.host("lab-01")["port"] not in listening_ports()
+    finally:
+        lab.down()
+
+
 def test_run_dir_under_a_host_private_dir_is_refused():
     with pytest.raises(LabError, match="every lab host replaces with its own"):
         Lab.up(1, run_root="/tmp/mountops-lab-refused")

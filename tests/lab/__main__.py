@@ -58,7 +58,7 @@ def print_lab(lab):
 
 
 def cmd_down(args):
-    results = down_all(log=log)
+    results = down_all(include_live=args.all, log=log)
     if not results:
         log("no lab of this checkout is running")
     bad = {lab: left for lab, left in results.items() if left}
@@ -133,7 +133,8 @@ def main(argv=None):
         % " ".join(DEFAULT_MIX),
     )
     up.add_argument("-v", "--verbose", action="store_true")
-    sub.add_parser("down", help="take down every lab of this checkout, strays included")
+    down = sub.add_parser("down", help="take down this checkout's persistent labs and strays")
+    down.add_argument("--all", action="store_true", help="also labs that a running test session owns")
     status = sub.add_parser("status", help="list this checkout's labs")
     status.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="lab up, fleet audit, report, lab down")

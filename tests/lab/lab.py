@@ -720,12 +720,14 @@ def owner_alive(state):
     return bool(pid) and _proc_start(pid) == owner.get("start") and not _zombie(pid)
 
 
-def down_all(run_root=RUN_ROOT, only_strays=False, log=None):
-    """Take down this checkout's labs; ``only_strays``: only those whose owner died mid-run.
+def down_all(run_root=RUN_ROOT, only_strays=False, include_live=False, log=None):
+    """Take down this checkout's labs; returns ``{lab id: leftovers}``.
 
-    A stray is a non-persistent lab whose owning process is gone, a persistent one whose
-    ``up`` never completed, or a lab cgroup with no run dir at all (a crash before the first
-    save, or a run dir deleted by hand). Returns ``{lab id: leftovers}``.
+    A stray is a lab whose owning process is gone before it finished (a test run that was
+    killed, an ``up`` that crashed), or a lab cgroup with no run dir at all. ``only_strays``
+    takes down just those (the pytest session janitor). The default also takes down persistent
+    labs (``make lab-up``) but leaves labs that a live test run still owns, unless
+    ``include_live``: several people may run tests in one checkout.
     """
     tag = checkout_tag(run_root)
     results = {}
@@ -733,12 +735,14 @@ def down_all(run_root=RUN_ROOT, only_strays=False, log=None):
     for lab in known_labs(run_root):
         state = lab.state
         seen.add(state["cgroup_name"])
-        if only_strays:
-            alive = owner_alive(state)
-            if state.get("persistent") and state.get("complete"):
-                continue
-            if alive:
-                continue
+        alive = owner_alive(state)
+        persistent = state.get("persistent") and state.get("complete")
+        if only_strays and (persistent or alive):
+            continue
+        if not include_live and alive and not persistent:
+            if log:
+                log("leaving lab %s: a live process (pid %s) owns it" % (state["id"], state["owner"]["pid"]))
+            continue
         if log:
             log("taking down lab %s (%d hosts)" % (state["id"], len(state.get("hosts", []))))
         results[state["id"]] = lab.down()
