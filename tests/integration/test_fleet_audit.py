@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from tests.lab.fixtures import ansible_playbook
 from tests.lab.lab import REPO
 
 pytest_plugins = ["tests.lab.fixtures"]
@@ -56,7 +55,7 @@ def host_mountinfo(host):
 def ssh_audit(fleet_lab, tmp_path_factory):
     report_dir = str(tmp_path_factory.mktemp("fleet-ssh"))
     started = time.monotonic()
-    done = ansible_playbook(fleet_lab, "playbooks/audit.yml", "-e", "audit_report_dir=%s" % report_dir)
+    done = fleet_lab.playbook("playbooks/audit.yml", "-e", "audit_report_dir=%s" % report_dir)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return report_dir, done, time.monotonic() - started
 
@@ -76,8 +75,13 @@ def test_every_host_reports_over_openssh(fleet_lab, ssh_audit):
         summary = handle.read()
     assert "%d of %d hosts audited" % (len(fleet_lab.names), len(fleet_lab.names)) in summary
     assert "MISSING" not in summary
-    # Default transport: OpenSSH with ControlPersist sockets in the lab's own control dir.
-    assert os.listdir(os.path.join(fleet_lab.path, "cp"))
+    # Default transport: OpenSSH with ControlPersist sockets in the lab's own control dir; and
+    # no temp files left on the hosts.
+    assert os.listdir(fleet_lab.control_dir)
+    for host in fleet_lab.state["hosts"]:
+        # the host's own writes to /root land in its overlay's upper layer
+        tmp = "/proc/%d/root/run/.lab-layers/root/upper/.ansible/tmp" % host["ns_pid1"]
+        assert not (os.path.isdir(tmp) and os.listdir(tmp)), (host["name"], os.listdir(tmp))
 
 
 def test_each_host_sees_only_its_own_namespaces(fleet_lab, ssh_audit):
@@ -193,8 +197,7 @@ def test_audit_over_paramiko(fleet_lab, tmp_path):
     """ansible-core 2.19 still ships paramiko_ssh (deprecated); it must give the same facts."""
     report_dir = str(tmp_path)
     names = [host_of(fleet_lab, s)["name"] for s in ("healthy", "shared-storm", "pinned-ns")]
-    done = ansible_playbook(
-        fleet_lab,
+    done = fleet_lab.playbook(
         "playbooks/audit.yml",
         "-e",
         "audit_report_dir=%s" % report_dir,

@@ -11,12 +11,10 @@ Hosts of test labs also die with the test process itself (PR_SET_PDEATHSIG), so 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.lab.lab import REPO, Lab, down_all, parse_host_specs
+from tests.lab.lab import Lab, down_all, parse_host_specs
 
 FLEET = (
     "healthy",
@@ -64,20 +62,3 @@ def lab_factory(request):
 def fleet_lab(lab_factory):
     """Six hosts, one per behaviour the fleet audit must tell apart (see FLEET)."""
     return lab_factory(FLEET)
-
-
-def ansible_playbook(lab, *args, transport="ssh", check=False, timeout=300):
-    """Run ansible-playbook from the venv against ``lab``; returns the CompletedProcess."""
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", lab.inventory]
-    if transport != "ssh":
-        argv += ["-c", transport]
-    argv += list(args)
-    return subprocess.run(
-        argv,
-        env=lab.env(transport),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=check,
-    )

@@ -461,6 +461,22 @@ class Lab:
             env["HOME"] = os.path.join(self.path, "home")
         return env
 
+    def playbook(self, *args, transport="ssh", timeout=300):
+        """Run the venv's ansible-playbook against this lab; returns the CompletedProcess."""
+        argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", self.inventory]
+        if transport != "ssh":
+            argv += ["-c", transport]
+        argv += list(args)
+        return subprocess.run(
+            argv,
+            env=self.env(transport),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def save(self):
         tmp = os.path.join(self.path, "lab.json.tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
