@@ -41,6 +41,8 @@ def parse_range_list(text, max_id=MAX_ID):
         end = int(match.group(2)) if match.group(2) is not None else start
         if end < start:
             raise RangeListError(f"descending range {part!r} in {text!r}")
+        if end >= max_id:
+            raise RangeListError(f"id {end} out of range in range list {text!r}")
         if match.group(3) is None:
             values.update(range(start, end + 1))
             continue
