@@ -41,7 +41,7 @@ def _ns_inode(pid):
     return os.stat("/proc/%d/ns/mnt" % pid).st_ino
 
 
-def _wait_unshared(proc, parent_inode, timeout=10.0):
+def _wait_unshared(proc, parent_inode, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
