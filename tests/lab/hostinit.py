@@ -25,7 +25,7 @@ LAYERS = "/run/.lab-layers"
 OVERLAID = ("/etc", "/var", "/root")
 
 
-def set_up_filesystems(cfg):
+def set_up_filesystems():
     """Private /run, /tmp, /srv and copy-on-write /etc, /var, /root, then share like systemd."""
     mount("tmpfs", "/run", "tmpfs", 0, "mode=755,size=64m")
     os.makedirs("/run/sshd", mode=0o755)
@@ -75,7 +75,7 @@ def main(argv):
     log = open(cfg["log"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - handed to sshd
     built = {"name": cfg["name"], "scenarios": {}}
     try:
-        set_up_filesystems(cfg)
+        set_up_filesystems()
         set_identity(cfg)
         ctx = scenarios.Context(cfg, log)
         built["host_ns"] = os.stat("/proc/self/ns/mnt").st_ino

@@ -158,6 +158,7 @@ class Lab:
     def __init__(self, state, path):
         self.state = state
         self.path = path
+        self._procs = {}  # host name -> Popen of its unshare, for hosts this process started
 
     # -- construction ---------------------------------------------------------------------
 
@@ -339,7 +340,6 @@ class Lab:
             )
         host["pid"] = proc.pid
         host["pid_start"] = _proc_start(proc.pid)
-        self._procs = getattr(self, "_procs", {})
         self._procs[host["name"]] = proc
 
     def _wait_ready(self, timeout):
@@ -500,14 +500,12 @@ class Lab:
 
     def memory_bytes(self, name):
         """memory cgroup usage of one host (processes, tmpfs, kernel mount structures)."""
-        for point, path in self.host(name)["cgroups"].items():
-            usage = os.path.join(path, "memory.usage_in_bytes")
-            current = os.path.join(path, "memory.current")
-            for candidate in (usage, current):
+        for path in self.host(name)["cgroups"].values():
+            for counter in ("memory.usage_in_bytes", "memory.current"):  # cgroup v1, v2
+                candidate = os.path.join(path, counter)
                 if os.path.exists(candidate):
                     with open(candidate, encoding="ascii") as handle:
                         return int(handle.read())
-            del point
         return None
 
     # -- teardown -------------------------------------------------------------------------
