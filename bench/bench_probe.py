@@ -63,7 +63,34 @@ def storm_rate(seconds, workers):
     return result["ops"] / seconds, cpu * 1e6 / max(result["ops"], 1)
 
 
-def probed_storm_rate(bpftrace, program, seconds, workers):
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+PROG_TYPES = {"5": "tracepoint", "7": "perf_event", "1": "socket_filter", "2": "kprobe", "26": "tracing"}
+
+
+def bpf_programs(pid):
+    """run_time_ns/run_cnt/verified_insns of every BPF program ``pid`` holds, from fdinfo."""
+    found = []
+    for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as handle:
+                fields = dict(line.split(":", 1) for line in handle.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if "prog_type" in fields:
+            found.append(
+                {
+                    "type": PROG_TYPES.get(fields["prog_type"].strip(), fields["prog_type"].strip()),
+                    "insns": fields.get("verified_insns", "?").strip(),
+                    "ns": int(fields.get("run_time_ns", "0")),
+                    "runs": int(fields.get("run_cnt", "0")),
+                }
+            )
+    return found
+
+
+def probed_storm_rate(bpftrace, program, seconds, workers, breakdown=None):
+    """Like storm_rate with the probe attached; with ``breakdown`` (a list), append per-program
+    BPF run time during the storm (needs kernel.bpf_stats_enabled=1)."""
     with tempfile.NamedTemporaryFile("w", suffix=".bt", delete=False) as source:
         source.write(program)
     tracer = subprocess.Popen(
@@ -77,7 +104,22 @@ def probed_storm_rate(bpftrace, program, seconds, workers):
         if b"attached_probes" not in first:
             raise RuntimeError("bpftrace did not start: %r" % first)
         time.sleep(ATTACH_SETTLE_S)
+        before = bpf_programs(tracer.pid) if breakdown is not None else []
         rate = storm_rate(seconds, workers)
+        if breakdown is not None:
+            ops = rate[0] * seconds
+            for old, new in zip(before, bpf_programs(tracer.pid)):
+                runs = new["runs"] - old["runs"]
+                spent = new["ns"] - old["ns"]
+                breakdown.append(
+                    {
+                        "type": new["type"],
+                        "insns": new["insns"],
+                        "runs_per_op": runs / ops,
+                        "ns_per_run": spent / runs if runs else 0.0,
+                        "ns_per_op": spent / ops,
+                    }
+                )
         os.killpg(tracer.pid, signal.SIGINT)
         out, _err = tracer.communicate(timeout=30)
         if b"@sc_calls" not in out:
@@ -129,6 +171,12 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--ttr-runs", type=int, default=1)
+    parser.add_argument(
+        "--bpf-stats",
+        action="store_true",
+        help="also run one probed storm with kernel.bpf_stats_enabled=1 (restored after) and print "
+        "the BPF time per storm operation, per program",
+    )
     args = parser.parse_args()
     bpftrace = shutil.which("bpftrace")
     if os.geteuid() != 0 or bpftrace is None:
@@ -193,7 +241,34 @@ def main():
             ", ".join("%.2f" % r["measured_s"] for r in runs),
         )
     )
+    if args.bpf_stats:
+        print_bpf_breakdown(bpftrace, program, args, base_cpu)
     return 0 if overhead >= OVERHEAD_TARGET and ttr <= TTR_TARGET else 2
+
+
+def print_bpf_breakdown(bpftrace, program, args, base_cpu):
+    with open(BPF_STATS) as handle:
+        previous = handle.read().strip()
+    breakdown = []
+    try:
+        with open(BPF_STATS, "w") as handle:
+            handle.write("1")
+        probed_storm_rate(bpftrace, program, args.storm_seconds, args.workers, breakdown)
+    finally:
+        with open(BPF_STATS, "w") as handle:
+            handle.write(previous)
+    print("BPF time per storm operation (kernel.bpf_stats_enabled, one probed storm):")
+    print("%-12s %6s %12s %12s %12s" % ("program", "insns", "runs/op", "ns/run", "ns/op"))
+    for prog in breakdown:
+        print(
+            "%-12s %6s %12.2f %12.0f %12.0f"
+            % (prog["type"], prog["insns"], prog["runs_per_op"], prog["ns_per_run"], prog["ns_per_op"])
+        )
+    total = sum(p["ns_per_op"] for p in breakdown) / 1000.0
+    print(
+        "total %.2f us/op on a %.1f us/op (CPU) baseline: expected throughput ratio %.3f"
+        % (total, base_cpu, base_cpu / (base_cpu + total))
+    )
 
 
 if __name__ == "__main__":
