@@ -192,11 +192,11 @@ def main():
                 with_probe.append(probed_storm_rate(bpftrace, program, args.storm_seconds, args.workers))
             else:
                 without.append(storm_rate(args.storm_seconds, args.workers))
-    base = statistics.median(r for r, _ in without)
-    probed = statistics.median(r for r, _ in with_probe)
+    base = statistics.median(run[0] for run in without)
+    probed = statistics.median(run[0] for run in with_probe)
     overhead = probed / base
-    base_cpu = statistics.median(c for _, c in without)
-    probed_cpu = statistics.median(c for _, c in with_probe)
+    base_cpu = statistics.median(run[1] for run in without)
+    probed_cpu = statistics.median(run[1] for run in with_probe)
 
     walls, runs = [], []
     for _run in range(args.ttr_runs):
@@ -235,8 +235,8 @@ def main():
     print(
         "storm runs without: %s; with: %s; bpftrace wall %s s (measured %s s)"
         % (
-            ", ".join("%.0f" % r for r, _ in without),
-            ", ".join("%.0f" % r for r, _ in with_probe),
+            ", ".join("%.0f" % run[0] for run in without),
+            ", ".join("%.0f" % run[0] for run in with_probe),
             ", ".join("%.2f" % r["wall_s"] for r in runs),
             ", ".join("%.2f" % r["measured_s"] for r in runs),
         )
