@@ -450,26 +450,16 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mountops.fleet.plugins.module_utils._numa import NumaError, collect, to_facts
+from ansible_collections.mountops.fleet.plugins.module_utils._gather import argument_spec, run_facts_module
 
 
 def get_argument_spec():
-    return {
-        "sysfs_root": {"type": "path", "default": "/sys"},
-        "procfs_root": {"type": "path", "default": "/proc", "aliases": ["proc_root"]},
-    }
+    return argument_spec("numa")
 
 
 def main():
     module = AnsibleModule(argument_spec=get_argument_spec(), supports_check_mode=True)
-    try:
-        topology = collect(module.params["sysfs_root"], module.params["procfs_root"])
-    except NumaError as err:
-        module.fail_json(msg="reading NUMA topology: %s" % err)
-    facts = to_facts(topology)
-    for warning in topology.warnings:
-        module.warn(warning)
-    module.exit_json(changed=False, ansible_facts={"numa": facts})
+    run_facts_module("numa", module)
 
 
 if __name__ == "__main__":

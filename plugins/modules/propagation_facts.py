@@ -184,53 +184,18 @@ ansible_facts:
           returned: always
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mountops.fleet.plugins.module_utils._namespaces import CollectorError, collect
-from ansible_collections.mountops.fleet.plugins.module_utils._propagation import analyse
-from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import read_int
+from ansible_collections.mountops.fleet.plugins.module_utils._gather import argument_spec, run_facts_module
 
 
 def get_argument_spec():
-    return {
-        "proc_root": {"type": "path", "default": "/proc"},
-        "run_root": {"type": "path", "default": "/run"},
-        "backend": {"type": "str", "default": "auto", "choices": ["auto", "mountinfo", "statmount"]},
-        "max_namespaces": {"type": "int", "default": 0},
-        "time_budget_ms": {"type": "int", "default": 10000},
-        "top_n": {"type": "int", "default": 10},
-        "detail": {"type": "bool", "default": False},
-    }
+    return argument_spec("propagation")
 
 
 def main():
     module = AnsibleModule(argument_spec=get_argument_spec(), supports_check_mode=True)
-    params = module.params
-    for name in ("max_namespaces", "time_budget_ms", "top_n"):
-        if params[name] < 0:
-            module.fail_json(msg="%s must be 0 or more, got %d" % (name, params[name]))
-    try:
-        collection = collect(
-            proc_root=params["proc_root"],
-            run_root=params["run_root"],
-            backend=params["backend"],
-            max_namespaces=params["max_namespaces"],
-            time_budget_ms=params["time_budget_ms"],
-        )
-    except CollectorError as err:
-        module.fail_json(msg="collecting mount namespaces: %s" % err)
-    mount_max = read_int(os.path.join(params["proc_root"], "sys/fs/mount-max"))
-    facts = analyse(collection, mount_max=mount_max, top_n=params["top_n"], detail=params["detail"])
-    for warning in collection.warnings:
-        module.warn(warning)
-    if collection.partial:
-        module.warn(
-            "partial collection: stopped by %s after %d of %d namespaces"
-            % (collection.partial_reason, facts["collection"]["namespaces_read"], collection.enumerated)
-        )
-    module.exit_json(changed=False, ansible_facts={"mount_propagation": facts})
+    run_facts_module("propagation", module)
 
 
 if __name__ == "__main__":

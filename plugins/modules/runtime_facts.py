@@ -281,83 +281,16 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mountops.fleet.plugins.module_utils._runtime import ENGINE_NAMES, Collector
-
-TIMEOUT_RCS = (124, 137)
+from ansible_collections.mountops.fleet.plugins.module_utils._gather import argument_spec, run_facts_module
 
 
 def get_argument_spec():
-    return {
-        "etc_root": {"type": "path", "default": "/etc"},
-        "run_root": {"type": "path", "default": "/run"},
-        "proc_root": {"type": "path", "default": "/proc"},
-        "sys_root": {"type": "path", "default": "/sys"},
-        "gather_versions": {"type": "bool", "default": True},
-        "version_outputs": {"type": "dict", "default": {}},
-        "runtime_roots": {
-            "type": "list",
-            "elements": "dict",
-            "default": [],
-            "options": {
-                "path": {"type": "path", "required": True},
-                "runtime": {"type": "str", "choices": ["runc", "crun"], "default": "runc"},
-                "engine": {"type": "str"},
-            },
-        },
-        "timeout": {"type": "int", "default": 10},
-        "on_timeout": {"type": "str", "choices": ["error", "warn", "ignore"], "default": "warn"},
-    }
-
-
-class VersionTimeout(RuntimeError):
-    """A ``--version`` command did not finish in time."""
-
-
-def version_runner(module):
-    """Return run_version(engine, binary) for the collector: ``binary --version`` under timeout(1)."""
-    timeout_bin = module.get_bin_path("timeout")
-    seconds = module.params["timeout"]
-
-    def run_version(engine, binary):
-        command = [binary, "--version"]
-        if timeout_bin:
-            command = [timeout_bin, "-k", "2", str(seconds)] + command
-        rc, out, err = module.run_command(command, environ_update={"LC_ALL": "C"})
-        if timeout_bin and rc in TIMEOUT_RCS:
-            message = "%s --version timed out after %ds" % (binary, seconds)
-            if module.params["on_timeout"] == "error":
-                module.fail_json(msg="reading the %s version: %s" % (engine, message))
-            if module.params["on_timeout"] == "warn":
-                module.warn(message)
-            raise VersionTimeout(message)
-        if rc != 0 and not out.strip():
-            raise VersionTimeout("%s --version exited %d: %s" % (binary, rc, err.strip()[:200]))
-        return out if out.strip() else err
-
-    return run_version
+    return argument_spec("runtime")
 
 
 def main():
     module = AnsibleModule(argument_spec=get_argument_spec(), supports_check_mode=True)
-    params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds, got %d" % params["timeout"])
-    unknown = sorted(set(params["version_outputs"]) - set(ENGINE_NAMES))
-    if unknown:
-        module.fail_json(
-            msg="version_outputs: unknown engine(s) %s; expected some of %s"
-            % (", ".join(unknown), ", ".join(ENGINE_NAMES))
-        )
-    collector = Collector(
-        roots={name: params[name] for name in ("etc_root", "run_root", "proc_root", "sys_root")},
-        run_version=version_runner(module) if params["gather_versions"] else None,
-        version_outputs={k: str(v) for k, v in params["version_outputs"].items()},
-        runtime_roots=params["runtime_roots"],
-    )
-    facts = collector.collect()
-    for warning in facts["warnings"]:
-        module.warn(warning)
-    module.exit_json(changed=False, ansible_facts={"mount_runtime": facts})
+    run_facts_module("runtime", module)
 
 
 if __name__ == "__main__":

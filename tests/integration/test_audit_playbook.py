@@ -57,7 +57,7 @@ def test_audit_check_mode_reports_no_change_on_the_host(tmp_path):
         json.loads((tmp_path / "localhost.json").read_text())["mount_propagation"]["summary"]["namespaces"]
         >= 1
     )
-    task = done.stdout.split("Collect propagation facts across all mount namespaces", 1)[1]
+    task = done.stdout.split("Gather propagation, NUMA and runtime facts in one round trip", 1)[1]
     assert task.split("\n\n", 1)[0].strip().splitlines()[-1].startswith("ok: [localhost]")
 
 
@@ -101,3 +101,29 @@ def test_bad_input_is_a_clear_message(args, message):
     assert done.returncode != 0
     assert message in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_report_dir_that_is_a_file_fails_clearly(tmp_path):
+    blocker = tmp_path / "reports"
+    blocker.write_text("not a directory\n")
+    done = ansible(
+        [os.path.join(BIN, "ansible-playbook"), "playbooks/audit.yml", "-e", "audit_report_dir=%s" % blocker],
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "writing audit reports to %s: File exists" % blocker in done.stdout
+    assert "Traceback" not in done.stdout
+    assert blocker.read_text() == "not a directory\n"
+
+
+def test_second_run_rewrites_only_what_changed(tmp_path):
+    ansible(
+        [os.path.join(BIN, "ansible-playbook"), "playbooks/audit.yml", "-e", "audit_report_dir=%s" % tmp_path]
+    )
+    summary = (tmp_path / "summary.txt").stat().st_mtime_ns
+    ansible(
+        [os.path.join(BIN, "ansible-playbook"), "playbooks/audit.yml", "-e", "audit_report_dir=%s" % tmp_path]
+    )
+    # The JSON carries a timestamp and changes; an unchanged fleet summary is left alone.
+    assert (tmp_path / "summary.txt").stat().st_mtime_ns == summary
+    assert not list(tmp_path.glob(".mountops-*"))

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.mountops.fleet.plugins.module_utils import _runtime, _runtime_toml
+from ansible_collections.mountops.fleet.plugins.module_utils import _gather, _runtime, _runtime_toml
 from ansible_collections.mountops.fleet.plugins.modules import runtime_facts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -614,7 +614,7 @@ class FakeModule:
 
 def test_version_runner_wraps_timeout_and_sets_locale():
     module = FakeModule(0, "runc version 1.1.5\n")
-    assert runtime_facts.version_runner(module)("runc", "/usr/sbin/runc").startswith("runc version")
+    assert _gather.version_runner(module, module.params)("runc", "/usr/sbin/runc").startswith("runc version")
     command, env = module.commands[0]
     assert command == ["/usr/bin/timeout", "-k", "2", "3", "/usr/sbin/runc", "--version"]
     assert env == {"LC_ALL": "C"}
@@ -623,27 +623,27 @@ def test_version_runner_wraps_timeout_and_sets_locale():
 @pytest.mark.parametrize("on_timeout", ["warn", "ignore"])
 def test_version_runner_timeout_warn_or_ignore(on_timeout):
     module = FakeModule(124, on_timeout=on_timeout)
-    with pytest.raises(runtime_facts.VersionTimeout, match="timed out after 3s"):
-        runtime_facts.version_runner(module)("crio", "/usr/bin/crio")
+    with pytest.raises(_gather.VersionTimeout, match="timed out after 3s"):
+        _gather.version_runner(module, module.params)("crio", "/usr/bin/crio")
     assert len(module.warnings) == (1 if on_timeout == "warn" else 0)
 
 
 def test_version_runner_timeout_error():
     module = FakeModule(124, on_timeout="error")
     with pytest.raises(SystemExit):
-        runtime_facts.version_runner(module)("crio", "/usr/bin/crio")
+        _gather.version_runner(module, module.params)("crio", "/usr/bin/crio")
     assert module.failed.startswith("reading the crio version: ")
 
 
 def test_version_runner_failure_without_output():
     module = FakeModule(127, "", "exec failed")
-    with pytest.raises(runtime_facts.VersionTimeout, match="exited 127: exec failed"):
-        runtime_facts.version_runner(module)("runc", "/x/runc")
+    with pytest.raises(_gather.VersionTimeout, match="exited 127: exec failed"):
+        _gather.version_runner(module, module.params)("runc", "/x/runc")
 
 
 def test_version_timeout_recorded_in_facts(tmp_path):
     def slow(engine, binary):
-        raise runtime_facts.VersionTimeout("%s --version timed out after 1s" % binary)
+        raise _gather.VersionTimeout("%s --version timed out after 1s" % binary)
 
     bindir = tmp_path / "usr" / "bin"
     bindir.mkdir(parents=True)
