@@ -42,7 +42,8 @@ sanity:
 
 ## Benchmarks: ratios against a baseline measured in the same run (see docs/benchmarks.md).
 bench: setup
-	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; echo; done; \
+	  if [ -n "$$failed" ]; then echo "targets missed or errors in:$$failed"; exit 1; fi
 
 lab-up: setup
 	@$(PY) -m tests.lab up --hosts $(N) $(if $(SCENARIOS),--scenarios $(SCENARIOS))

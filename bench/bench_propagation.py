@@ -197,7 +197,7 @@ def main():
         return
     if os.geteuid() != 0:
         sys.exit("bench_propagation needs root (it builds mount namespaces)")
-    outer(args.rounds)
+    sys.exit(0 if outer(args.rounds) else 1)
 
 
 if __name__ == "__main__":
