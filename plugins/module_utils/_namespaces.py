@@ -122,17 +122,14 @@ RUNC_STATE_GLOBS = (
 )
 
 
+_UNIFIED_RE = re.compile(r"^0::(.*)$", re.M)
+_V1_RE = re.compile(r"^\d+:[^:\n]*:(/[^\n]*)$", re.M)
+
+
 def cgroup_path(text):
     """The unified (v2) path from /proc/PID/cgroup, else the first v1 path naming a hierarchy."""
-    fallback = None
-    for line in text.splitlines():
-        hierarchy, _sep, rest = line.partition(":")
-        _controllers, _sep, path = rest.partition(":")
-        if hierarchy == "0":
-            return path
-        if fallback is None and path:
-            fallback = path
-    return fallback
+    match = _UNIFIED_RE.search(text) or _V1_RE.search(text)
+    return match.group(1) if match else None
 
 
 def classify_owner(cgroup, comm, is_host, runc=None):

@@ -28,29 +28,30 @@ class _Index:
     """Peer groups across namespaces, counted in C (Counter.update) rather than per mount."""
 
     def __init__(self, namespaces):
+        self.namespaces = [ns for ns in namespaces if ns.table is not None]
         self.members = Counter()  # group -> shared mounts in it (the peer ring size)
         self.spans = Counter()  # group -> namespaces holding a member
         self.slaves = Counter()  # group -> mounts that are its slaves
         self.slave_spans = Counter()  # group -> namespaces holding a slave
-        self.first_seen = {}  # group -> namespaces holding members, in order (for samples)
-        for ns in namespaces:
+        for ns in self.namespaces:
             table = ns.table
-            if table is None:
-                continue
             self.members.update(table.shared)
-            groups = set(table.shared)
-            self.spans.update(groups)
-            for group in groups:
-                holders = self.first_seen.setdefault(group, [])
-                if len(holders) < SAMPLE_SCAN_NAMESPACES:
-                    holders.append(ns)
+            self.spans.update(set(table.shared))
             if table.masters:
                 self.slaves.update(table.masters)
                 self.slave_spans.update(set(table.masters))
 
     def samples(self, group):
+        """Up to three distinct mount points of the group, from the first namespaces holding it.
+
+        Only the top groups are sampled, so this scans the ID lists (in C) instead of keeping a
+        per-group index for every group of the host.
+        """
         points = []
-        for ns in self.first_seen.get(group, ()):
+        looked = 0
+        for ns in self.namespaces:
+            if group not in ns.table.shared:
+                continue
             for mount in ns.table.mounts():
                 if mount.shared == group:
                     point = display_path(mount.mount_point)
@@ -58,6 +59,9 @@ class _Index:
                         points.append(point)
                         if len(points) == SAMPLE_MOUNT_POINTS:
                             return points
+            looked += 1
+            if looked == SAMPLE_SCAN_NAMESPACES:
+                break
         return points
 
 
