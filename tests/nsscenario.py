@@ -99,7 +99,20 @@ def build(spec):
         with open(os.path.join(state_dir, "state.json"), "w") as handle:
             json.dump({"id": "ctr-test", "init_process_pid": procs[0].pid}, handle)
     _CHILDREN.extend(procs)
+    # Ground truth for table sizes, read the ordinary way (buffered read to EOF).
+    truth = {me: _line_count("/proc/self/mountinfo")}
+    for proc in procs:
+        try:
+            truth[_ns_inode(proc.pid)] = _line_count("/proc/%d/mountinfo" % proc.pid)
+        except OSError:
+            continue  # zombies
+    roles["mount_counts"] = {str(inode): count for inode, count in truth.items()}
     return roles, run_root, names
+
+
+def _line_count(path):
+    with open(path, "rb") as handle:
+        return handle.read().count(b"\n")
 
 
 def _pin_new_namespace(pin, parent_inode, attempts=20):

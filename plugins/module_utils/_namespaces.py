@@ -172,13 +172,14 @@ def runc_init_pids(run_root):
 
 
 def _read_bytes(path, chunk=1 << 17):
-    """Whole-file read with plain syscalls: no buffered-reader set-up per file (hot path)."""
+    """Whole-file read with plain syscalls: no buffered-reader set-up per file (hot path).
+
+    procfs seq_files return short reads long before the end (a page or a few records at a
+    time), so only an empty read means end of file.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = os.read(fd, chunk)
-        if len(data) < chunk:
-            return data
-        parts = [data]
+        parts = []
         while True:
             data = os.read(fd, chunk)
             if not data:

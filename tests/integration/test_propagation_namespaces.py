@@ -160,6 +160,19 @@ def test_auto_backend_reports_its_choice(scenario):
     assert scenario["results"]["auto"]["summary"] == scenario["results"]["mountinfo"]["summary"]
 
 
+@pytest.mark.parametrize("backend", ["mountinfo", "statmount"])
+def test_tables_of_many_pages_are_read_whole(backend):
+    """procfs returns a page or so per read(); a 300-mount table spans many of them."""
+    result = run_scenario({"mounts": 300, "peers": 2, "slaves": 1, "backends": [backend]})
+    facts = result["results"][backend]
+    truth = result["roles"]["mount_counts"]
+    assert len(truth) == 4 and min(truth.values()) > 300
+    assert {str(ns["inode"]): ns["mounts"] for ns in facts["namespaces"]} == truth
+    assert facts["summary"]["largest_peer_group"]["members"] == 3  # host + 2 peers
+    slave = next(ns for ns in facts["namespaces"] if ns["inode"] == result["roles"]["slave"][0])
+    assert slave["predicted_read_cost"] == 301 * 3
+
+
 def test_namespace_budget_makes_a_partial_collection():
     result = run_scenario({"mounts": 2, "peers": 5, "max_namespaces": 3, "backends": ["mountinfo"]})
     facts = result["results"]["mountinfo"]
