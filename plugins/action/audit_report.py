@@ -21,8 +21,37 @@ from ansible_collections.mountops.fleet.plugins.plugin_utils._report_text import
 _ARGS = {
     "dest": {"type": "path", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},
-    "results": {"type": "list", "elements": "dict", "required": True},
+    "results": {"type": "list", "elements": "dict"},
 }
+
+# ansible_facts key -> key in the host result (and its JSON report)
+_FACT_SETS = (
+    ("mount_propagation", "mount_propagation"),
+    ("numa", "numa"),
+    ("mount_runtime", "mount_runtime"),
+    ("mountops_contention_probe", "contention"),
+)
+
+
+def results_from_hostvars(hosts, hostvars):
+    """One result per host that ran audit_facts (``ansible_facts.mountops_audit`` is set)."""
+    results = []
+    for host in hosts:
+        if host not in hostvars:
+            continue
+        facts = hostvars[host].get("ansible_facts") or {}
+        audit = facts.get("mountops_audit")
+        if not audit:
+            continue  # unreachable or failed before gathering: reported as missing
+        result = {
+            "host": host,
+            "generated": audit.get("generated"),
+            "errors": dict(audit.get("errors") or {}),
+        }
+        for fact_key, result_key in _FACT_SETS:
+            result[result_key] = facts.get(fact_key)
+        results.append(result)
+    return results
 
 
 def _write_if_changed(path, text):
@@ -53,6 +82,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=_ARGS)
         dest = os.path.realpath(args["dest"])
+        if args["results"] is None:
+            args["results"] = results_from_hostvars(args["hosts"], task_vars["hostvars"])
         for entry in args["results"]:
             if not isinstance(entry.get("host"), str) or not entry["host"] or "/" in entry["host"]:
                 raise AnsibleActionFail(

@@ -94,6 +94,11 @@ ansible_facts:
           description: Fact set name to the milliseconds it took.
           type: dict
           returned: always
+        generated:
+          description: When the facts were gathered (host clock, UTC, ISO 8601).
+          type: str
+          returned: always
+          sample: "2026-12-03T17:05:09Z"
 """
 
 import time
@@ -156,6 +161,7 @@ def main():
         "gathered": [name for name in requested if name not in errors],
         "errors": errors,
         "duration_ms": durations,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     module.exit_json(changed=False, ansible_facts=facts)
 

@@ -30,9 +30,11 @@ options:
     description:
       - One result per audited host, with at least C(host) and C(generated), and the fact sets
         C(mount_propagation), C(numa), C(mount_runtime), C(contention) where gathered.
+      - When omitted, the results are taken from the facts of O(hosts) in C(hostvars); every host
+        that ran M(mountops.fleet.audit_facts) (and, where run, M(mountops.fleet.contention_probe)
+        with C(facts=true)) has one; the others are reported as missing.
     type: list
     elements: dict
-    required: true
 attributes:
   action:
     description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
@@ -55,7 +57,7 @@ EXAMPLES = r"""
   mountops.fleet.audit_report:
     dest: "{{ playbook_dir }}/../reports"
     hosts: "{{ ansible_play_hosts_all }}"
-    results: "{{ ansible_play_hosts | map('extract', hostvars, 'audit_result') | list }}"
+  # results come from the hosts' facts (audit_facts ran on them earlier in the play)
 """
 
 RETURN = r"""
