@@ -110,8 +110,10 @@ _CGROUP_RUNTIMES = (
     ("cri-o", re.compile(r"/crio-(?!conmon-)" + _HEX_ID + r"\.scope")),
     ("podman", re.compile(r"/libpod-(?!conmon-)" + _HEX_ID + r"\.scope")),
     ("kubernetes", re.compile(r"/kubepods[^\n]*/pod[0-9a-f_-]+/" + _HEX_ID + r"(?:/|$)")),
-    ("containerd", re.compile(r"^/[A-Za-z0-9._-]+/" + _HEX_ID + r"$")),  # cgroupfs: /<ctr-ns>/<id>
 )
+# containerd's cgroupfs layout, /<containerd namespace>/<id>, is generic enough that any runc
+# container with cgroupsPath /<word>/<hex> matches it: consulted only after runc's state.
+_CGROUPFS_CONTAINERD = re.compile(r"^/[A-Za-z0-9._-]+/" + _HEX_ID + r"$")
 _SERVICE_RE = re.compile(r"/([^/]+\.service)(?:/|$)")
 
 # runc keeps state.json (with the init pid) under its --root; runtimes pick their own roots.
@@ -136,8 +138,9 @@ def classify_owner(cgroup, comm, is_host, runc=None):
     """Attribute a namespace to host / container / service / other.
 
     ``runc`` is ``(runtime, container_id)`` when a runc state dir names one of the namespace's
-    pids as a container init; a runtime-specific cgroup name wins over it because it also says
-    which engine asked runc to start the container.
+    pids as a container init; an engine-specific cgroup name wins over it because it also says
+    which engine asked runc to start the container, but runc's state wins over the generic
+    cgroupfs ``/<ns>/<id>`` shape.
     """
     if is_host:
         return Owner("host")
@@ -148,6 +151,9 @@ def classify_owner(cgroup, comm, is_host, runc=None):
             return Owner("container", runtime=runtime, container_id=match.group(1))
     if runc is not None:
         return Owner("container", runtime=runc[0], container_id=runc[1])
+    match = _CGROUPFS_CONTAINERD.search(path)
+    if match:
+        return Owner("container", runtime="containerd", container_id=match.group(1))
     service = _SERVICE_RE.findall(path)
     if service:
         return Owner("service", unit=service[-1])

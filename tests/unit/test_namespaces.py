@@ -172,6 +172,10 @@ def test_runc_state_names_plain_containers_but_cgroup_names_the_engine():
         "container_id": "web",
         "unit": None,
     }
+    # runc's state beats the generic cgroupfs /<word>/<hex> shape (a plain runc cgroupsPath)...
+    assert classify_owner("/runc/" + "e" * 64, "sh", False, ("runc", "web")).runtime == "runc"
+    assert classify_owner("/runc/" + "e" * 64, "sh", False).runtime == "containerd"
+    # ...but an engine-specific cgroup name says which engine started it.
     docker = classify_owner("/docker/" + "a" * 64, "sh", False, ("runc", "x"))
     assert docker.runtime == "docker"
     assert classify_owner("/docker/" + "a" * 64, "sh", True).kind == "host"
