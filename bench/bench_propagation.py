@@ -32,6 +32,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, ".collections"))
 
+from tests.nsscenario import ISOLATED  # noqa: E402
+
 SCENARIOS = [
     ("100 peers x 40", {"mounts": 39, "peers": 99}),
     ("300 peers x 40", {"mounts": 39, "peers": 299}),
@@ -125,20 +127,7 @@ def inner(spec, rounds):
 def outer(rounds):
     rows = []
     for label, spec in SCENARIOS:
-        cmd = [
-            "unshare",
-            "--mount",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-            sys.executable,
-            __file__,
-            "--inner",
-            json.dumps(spec),
-            "--rounds",
-            str(rounds),
-        ]
+        cmd = ISOLATED + [sys.executable, __file__, "--inner", json.dumps(spec), "--rounds", str(rounds)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
         if done.returncode != 0:
             sys.exit("bench scenario %s failed:\n%s" % (label, done.stderr[-2000:]))

@@ -29,6 +29,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BASE = "/run/mountops-test"
+# A throwaway mount+pid namespace: everything in it dies with its init, nothing can leak.
+ISOLATED = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
 _CHILDREN = []  # Popen objects kept referenced: a collected Popen gets reaped, and zombies must stay
 ODD_NAMES = (b"dir with space", b"new\nline", b"bad\xffutf8", b"tab\there", b"back\\slash")
 
@@ -191,17 +193,7 @@ def main():
 
 def run_scenario(spec, timeout=300):
     """Run a scenario in a throwaway mount+pid namespace and return its JSON result."""
-    cmd = [
-        "unshare",
-        "--mount",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--mount-proc",
-        sys.executable,
-        os.path.abspath(__file__),
-        json.dumps(spec),
-    ]
+    cmd = ISOLATED + [sys.executable, os.path.abspath(__file__), json.dumps(spec)]
     done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(

@@ -27,6 +27,8 @@ import os
 import re
 import sys
 
+from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import consecutive_runs
+
 # Mount-family syscalls, by tracepoint name (``umount`` is umount2(2); the kernel's
 # SYSCALL_DEFINE is called umount). Order is the order of the result.
 SYSCALL_FAMILIES = (
@@ -403,18 +405,12 @@ def number_test(numbers, variable="$id"):
     Shorter than one comparison per number, which matters: bpftrace 0.17's compile time grows
     with the length of a ``||`` chain.
     """
-    values = sorted(set(numbers))
-    terms = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
-            j += 1
-        if i == j:
-            terms.append("%s == %d" % (variable, values[i]))
-        else:
-            terms.append("(%s >= %d && %s <= %d)" % (variable, values[i], variable, values[j]))
-        i = j + 1
+    terms = [
+        "%s == %d" % (variable, first)
+        if first == last
+        else "(%s >= %d && %s <= %d)" % (variable, first, variable, last)
+        for first, last in consecutive_runs(numbers)
+    ]
     return " || ".join(terms)
 
 

@@ -54,18 +54,23 @@ def parse_range_list(text, max_id=MAX_ID):
     return sorted(values)
 
 
-def format_range_list(values):
-    """Inverse of parse_range_list: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
+def consecutive_runs(values):
+    """Sorted distinct ints as (first, last) runs: ``[0, 1, 2, 5]`` -> ``[(0, 2), (5, 5)]``."""
     ordered = sorted(set(values))
-    parts = []
+    runs = []
     i = 0
     while i < len(ordered):
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
             j += 1
-        parts.append(str(ordered[i]) if i == j else "%d-%d" % (ordered[i], ordered[j]))
+        runs.append((ordered[i], ordered[j]))
         i = j + 1
-    return ",".join(parts)
+    return runs
+
+
+def format_range_list(values):
+    """Inverse of parse_range_list: ``[0, 1, 2, 5]`` -> ``"0-2,5"``."""
+    return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in consecutive_runs(values))
 
 
 def read_text(path, default=None):
