@@ -28,7 +28,31 @@ from tests.lab.scenarios import DEFAULTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-RUN_ROOT = os.environ.get("MOUNTOPS_LAB_RUN", os.path.join(HERE, "run"))
+# hostinit gives each host its own copy of these (tmpfs or overlay): the run dir, which hosts
+# read their sshd config from and write their built.json to, cannot live there.
+HOST_PRIVATE_DIRS = ("/tmp", "/run", "/srv", "/etc", "/var", "/root")
+
+
+def _hidden_dir(path):
+    """The host-private directory (replaced inside every lab host) that ``path`` lies under."""
+    real = os.path.realpath(path)
+    return next((d for d in HOST_PRIVATE_DIRS if real == d or real.startswith(d + "/")), None)
+
+
+def default_run_root():
+    """``tests/lab/run`` in the checkout, unless the checkout itself sits where hosts cannot see it.
+
+    A clone under /tmp (as CI may make) would hide the run dir (sshd configs, keys) from the
+    hosts, so such a checkout gets a per-checkout directory under /opt instead.
+    """
+    inside = os.path.join(HERE, "run")
+    if _hidden_dir(inside) is None:
+        return inside
+    digest = hashlib.sha1(os.path.realpath(REPO).encode()).hexdigest()[:12]
+    return os.path.join("/opt/mountops-lab", digest)
+
+
+RUN_ROOT = os.environ.get("MOUNTOPS_LAB_RUN") or default_run_root()
 HOSTINIT = os.path.join(HERE, "hostinit.py")
 SSHD = "/usr/sbin/sshd"
 UNSHARE = "/usr/bin/unshare"
@@ -44,9 +68,6 @@ DEFAULT_MIX = (
     "runc",
 )
 PR_SET_PDEATHSIG = 1
-# hostinit gives each host its own copy of these (tmpfs or overlay): the run dir, which hosts
-# read their sshd config from and write their built.json to, cannot live there.
-HOST_PRIVATE_DIRS = ("/tmp", "/run", "/srv", "/etc", "/var", "/root")
 
 
 class LabError(RuntimeError):
