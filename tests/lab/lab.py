@@ -31,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # hostinit gives each host its own copy of these (tmpfs or overlay): the run dir, which hosts
 # read their sshd config from and write their built.json to, cannot live there.
 HOST_PRIVATE_DIRS = ("/tmp", "/run", "/srv", "/etc", "/var", "/root")
+FALLBACK_RUN_BASE = "/opt/mountops-lab"  # run dirs of checkouts that sit in one of those
 
 
 def _hidden_dir(path):
@@ -49,7 +50,7 @@ def default_run_root():
     if _hidden_dir(inside) is None:
         return inside
     digest = hashlib.sha1(os.path.realpath(REPO).encode()).hexdigest()[:12]
-    return os.path.join("/opt/mountops-lab", digest)
+    return os.path.join(FALLBACK_RUN_BASE, digest)
 
 
 RUN_ROOT = os.environ.get("MOUNTOPS_LAB_RUN") or default_run_root()
@@ -657,7 +658,19 @@ def teardown(cgroup_name, path, hosts=(), control=None, timeout=15.0):
     for where in (control, path):
         if where and os.path.isdir(where):
             shutil.rmtree(where, ignore_errors=True)
+    if path:
+        _remove_empty_fallback_dirs(os.path.dirname(path))
     return left
+
+
+def _remove_empty_fallback_dirs(run_root):
+    """A checkout's run dir under /opt/mountops-lab is ours alone: drop it (and /opt/mountops-lab)
+    once the last lab in it is gone, so no empty directory outlives the tests."""
+    if os.path.dirname(os.path.realpath(run_root)) != FALLBACK_RUN_BASE:
+        return
+    for where in (run_root, FALLBACK_RUN_BASE):
+        with contextlib.suppress(OSError):
+            os.rmdir(where)  # only succeeds when empty
 
 
 def leftovers(state):
