@@ -15,7 +15,6 @@ covered, and only the first /proc/cpuinfo record is parsed.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -63,19 +62,6 @@ NPS_COUNTS = (2, 4)
 
 TIERS = ("low", "medium", "high")
 MANY_CPUS = 64
-
-
-# Far above any kernel's NR_CPUS (8192) or MAX_NUMNODES (1024): a larger id in a range list is
-# a corrupt capture, and expanding "0-4294967295" would exhaust memory.
-MAX_ID = 1 << 16
-_NUMBER = re.compile(r"\d+")
-
-
-def _bounded_ids(text):
-    """parse_range_list() that refuses ids no kernel produces."""
-    if any(int(n) >= MAX_ID for n in _NUMBER.findall(text)):
-        raise RangeListError("id out of range (>= %d) in %r" % (MAX_ID, text[:80]))
-    return parse_range_list(text)
 
 
 class NumaError(Exception):
@@ -177,7 +163,7 @@ class _Reader:
                 self.warn("cannot read %s" % self.path(*parts))
             return None
         try:
-            return _bounded_ids(text)
+            return parse_range_list(text)
         except RangeListError as exc:
             self.warn("%s: %s" % (self.path(*parts), exc))
             return None
@@ -324,7 +310,7 @@ def _read_group(reader, cpu, names):
         if text is None:
             continue
         try:
-            return _bounded_ids(text)
+            return parse_range_list(text)
         except RangeListError:
             continue
     return None

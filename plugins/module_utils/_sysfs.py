@@ -42,7 +42,7 @@ def parse_range_list(text, max_id=MAX_ID):
         if end < start:
             raise RangeListError(f"descending range {part!r} in {text!r}")
         if end >= max_id:
-            raise RangeListError(f"id {end} out of range in range list {text!r}")
+            raise RangeListError("id out of range (>= %d) in range list %r" % (max_id, text[:80]))
         if match.group(3) is None:
             values.update(range(start, end + 1))
             continue
