@@ -207,30 +207,40 @@ def namespace_key(proc_root, pid):
     return st.st_dev, st.st_ino
 
 
-def _host_key(proc_root, collection):
+def host_namespace(proc_root, key_of):
     """The host mount namespace: PID 1's, else kthreadd's (kernel threads live in the initial one).
 
-    PID 1 can be unreadable even to root (a non-dumpable init in a sandbox); PID 2 is kthreadd
-    only in the initial PID namespace, so its comm is checked before it is trusted. Without root
-    neither is readable: the caller's own namespace is assumed, and a warning says so.
+    ``key_of(pid)`` returns the namespace key of a pid or raises OSError. PID 1 can be unreadable
+    even to root (a non-dumpable init in a sandbox); PID 2 is kthreadd only in the initial PID
+    namespace, so its comm is checked before it is trusted. Returns ``(key, source)``; raises
+    PID 1's OSError when neither is readable. Shared by every collector that needs the host.
     """
     try:
-        key = namespace_key(proc_root, 1)
-        collection.host_namespace_source = "pid 1"
-        return key
+        return key_of(1), "pid 1"
     except OSError as err:
         first_error = err
-    if _read_small(os.path.join(proc_root, "2", "comm")) == "kthreadd":
+    if _read_small("%s/2/comm" % proc_root) == "kthreadd":
         try:
-            key = namespace_key(proc_root, 2)
-            collection.host_namespace_source = "kthreadd (pid 1 unreadable: %s)" % first_error.strerror
-            collection.warnings.append(
-                "%s/1/ns/mnt is unreadable (%s); the host namespace is kthreadd's"
-                % (proc_root, first_error.strerror)
-            )
-            return key
+            return key_of(2), "kthreadd (pid 1 unreadable: %s)" % first_error.strerror
         except OSError:
             pass
+    raise first_error
+
+
+def _host_key(proc_root, collection):
+    """host_namespace(); without root neither PID 1 nor kthreadd is readable, so the caller's
+    own namespace is assumed, and a warning says so."""
+    try:
+        key, source = host_namespace(proc_root, lambda pid: namespace_key(proc_root, pid))
+    except OSError as err:
+        first_error = err
+    else:
+        collection.host_namespace_source = source
+        if source != "pid 1":
+            collection.warnings.append(
+                "%s/1/ns/mnt is unreadable; the host namespace is %s" % (proc_root, source)
+            )
+        return key
     try:
         key = namespace_key(proc_root, "self")
     except OSError:

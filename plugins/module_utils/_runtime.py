@@ -23,6 +23,7 @@ import re
 from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_advisories as advisories
 from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_config as cfg
 from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import MountinfoError, parse_mountinfo
+from ansible_collections.mountops.fleet.plugins.module_utils._namespaces import host_namespace
 
 SCHEMA_VERSION = 1
 
@@ -178,6 +179,7 @@ class Collector:
         self._processes = None
         self._host_mounts = None
         self._host_mounts_source = None
+        self._host_ns = None
 
     # ---- paths -----------------------------------------------------------------------------
     def host_path(self, path):
@@ -520,14 +522,20 @@ class Collector:
         return (None, int(match.group(1))) if match else None
 
     def host_mnt_ns(self):
-        key = self.mnt_ns(1)
-        if key is not None:
-            return key, "pid 1"
-        if _read_small(os.path.join(self.proc_root, "2", "comm")) == "kthreadd":
-            key = self.mnt_ns(2)
-            if key is not None:
-                return key, "kthreadd (pid 1 unreadable)"
-        return None, None
+        """(key, source) of the host mount namespace by the shared rule; asked once per run."""
+        if self._host_ns is None:
+
+            def key_of(pid):
+                key = self.mnt_ns(pid)
+                if key is None:  # stat and the link both failed: raise stat's reason
+                    os.stat(os.path.join(self.proc_root, str(pid), "ns", "mnt"))
+                return key
+
+            try:
+                self._host_ns = host_namespace(self.proc_root, key_of)
+            except OSError:
+                self._host_ns = (None, None)
+        return self._host_ns
 
     # ---- containers ------------------------------------------------------------------------
     def collect_containers(self, engines):
