@@ -332,40 +332,52 @@ def _attribute(proc_root, ns, runc_pids):
 
 
 def _calibrate(reader, proc_root, namespaces):
-    """Time both backends on the host namespace and the first other one; return the faster."""
+    """Time both backends on the host namespace and the first other one.
+
+    Returns the faster backend, the timings, and that backend's reads of those namespaces, so
+    the collection does not read them a third time.
+    """
     timings = {"mountinfo": 0.0, "statmount": 0.0}
+    reads = {"mountinfo": {}, "statmount": {}}
     for ns in namespaces[:2]:
         for name in ("statmount", "mountinfo"):
             start = time.perf_counter()
-            if name == "mountinfo":
-                read_mountinfo(proc_root, ns)
-            else:
-                read_statmount(reader, proc_root, ns)
+            try:
+                if name == "mountinfo":
+                    reads[name][ns.inode] = read_mountinfo(proc_root, ns)
+                else:
+                    reads[name][ns.inode] = read_statmount(reader, proc_root, ns)
+            except (OSError, MountinfoError):
+                pass  # the collection reads it again and records the failure
             timings[name] += time.perf_counter() - start
     choice = min(timings, key=timings.get)
-    return choice, {k: round(v * 1000.0, 3) for k, v in timings.items()}
+    return choice, {k: round(v * 1000.0, 3) for k, v in timings.items()}, reads[choice]
 
 
 def choose_backend(requested, proc_root, namespaces):
-    """Resolve ``auto``: statmount when the kernel serves it and it measured cheaper here."""
+    """Resolve ``auto``: statmount when the kernel serves it and it measured cheaper here.
+
+    Returns (backend, statmount reader or None, reason, calibration timings or None, reads
+    already made: namespace inode -> (pid, table)).
+    """
     from ansible_collections.mountops.fleet.plugins.module_utils import _statmount
 
     if requested == "mountinfo":
-        return "mountinfo", None, "requested", None
+        return "mountinfo", None, "requested", None, {}
     reader, why = _statmount.probe()
     if reader is None:
         if requested == "statmount":
             raise CollectorError("backend=statmount requested but %s" % why)
-        return "mountinfo", None, why, None
+        return "mountinfo", None, why, None, {}
     if requested == "statmount":
-        return "statmount", reader, "requested", None
-    choice, timings = _calibrate(reader, proc_root, namespaces)
+        return "statmount", reader, "requested", None, {}
+    choice, timings, reads = _calibrate(reader, proc_root, namespaces)
     reason = "measured cheaper on %d namespace(s): mountinfo %.3f ms, statmount %.3f ms" % (
         min(2, len(namespaces)),
         timings["mountinfo"],
         timings["statmount"],
     )
-    return choice, reader if choice == "statmount" else None, reason, timings
+    return choice, reader if choice == "statmount" else None, reason, timings, reads
 
 
 def collect(
@@ -390,7 +402,7 @@ def collect(
     collection = Collection(backend)
     namespaces = enumerate_namespaces(proc_root, collection)
     collection.enumerated = len(namespaces)
-    name, reader, reason, timings = choose_backend(backend, proc_root, namespaces)
+    name, reader, reason, timings, reads = choose_backend(backend, proc_root, namespaces)
     collection.backend, collection.backend_reason, collection.calibration = name, reason, timings
     runc_pids = runc_init_pids(run_root)
     deadline = started + time_budget_ms / 1000.0 if time_budget_ms else None
@@ -403,7 +415,9 @@ def collect(
             collection.not_read = len(namespaces) - index
             break
         try:
-            if name == "statmount":
+            if ns.inode in reads:
+                ns.pid, ns.table = reads.pop(ns.inode)
+            elif name == "statmount":
                 ns.pid, ns.table = read_statmount(reader, proc_root, ns)
             else:
                 ns.pid, ns.table = read_mountinfo(proc_root, ns)
