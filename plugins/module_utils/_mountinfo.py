@@ -273,7 +273,8 @@ class TableScan:
     def from_mounts(cls, mounts):
         shared = [m.shared for m in mounts if m.shared is not None]
         masters = [m.master for m in mounts if m.master is not None]
-        pins = [(nsfs_target(m), m.mount_point) for m in mounts if nsfs_target(m) is not None]
+        targets = ((nsfs_target(m), m.mount_point) for m in mounts)
+        pins = [(target, point) for target, point in targets if target is not None]
         return cls(
             len(mounts),
             shared,
