@@ -77,7 +77,10 @@ def test_all_sets_failing_fails_the_task(run_module, tmp_path):
             {"numa": {"sysfs": "/sys"}},
             "numa: unsupported option(s) sysfs; supported: procfs_root, sysfs_root",
         ),
-        ({"runtime": {"timeout": "soon"}}, "runtime: "),
+        (
+            {"runtime": {"timeout": "soon"}},
+            "runtime: argument 'timeout' is of type str and we were unable to convert to int",
+        ),
     ],
 )
 def test_invalid_options_name_the_fact_set(run_module, args, message):
