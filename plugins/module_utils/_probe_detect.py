@@ -18,6 +18,7 @@ import os
 import re
 
 from ansible_collections.mountops.fleet.plugins.module_utils import _probe_programs as programs
+from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import read_text
 
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -106,14 +107,6 @@ def parse_bpftrace_info(text):
     return features
 
 
-def _read(path, default=""):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return default
-
-
 def detect(
     bpftrace_path,
     bpftrace_version=None,
@@ -171,10 +164,10 @@ def detect(
             else:
                 caps["missing_syscall_families"].append(family)
     if caps["kprobes"] or caps["kfunc"]:
-        filter_text = _read(os.path.join(tracefs, "available_filter_functions")) if tracefs else ""
+        filter_text = read_text(os.path.join(tracefs, "available_filter_functions"), "") if tracefs else ""
         traceable = {line.split()[0] for line in filter_text.splitlines() if line.strip()} or None
         caps["kernel_functions"] = resolve_symbols(
-            programs.KERNEL_FUNCTIONS, _read(os.path.join(proc_root, "kallsyms")), traceable
+            programs.KERNEL_FUNCTIONS, read_text(os.path.join(proc_root, "kallsyms"), ""), traceable
         )
     else:
         caps["kernel_functions"] = {name: None for name in programs.KERNEL_FUNCTIONS}

@@ -24,6 +24,7 @@ from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_adv
 from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_config as cfg
 from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import MountinfoError, parse_mountinfo
 from ansible_collections.mountops.fleet.plugins.module_utils._namespaces import host_namespace
+from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import read_text
 
 SCHEMA_VERSION = 1
 
@@ -221,7 +222,7 @@ class Collector:
         for entry in entries:
             if not entry.isdigit():
                 continue
-            comm = _read_small(os.path.join(self.proc_root, entry, "comm"))
+            comm = read_text(os.path.join(self.proc_root, entry, "comm"))
             if comm in wanted:
                 found.setdefault(comm, []).append(int(entry))
         for pids in found.values():
@@ -653,7 +654,7 @@ class Collector:
         record["bundle"] = record["bundle"] or bundle
         self._load_spec(record, os.path.join(bundle, "config.json"))
         if record["pid"] is None:
-            pid = _read_small(os.path.join(bundle, "init.pid"))
+            pid = read_text(os.path.join(bundle, "init.pid"))
             record["pid"] = int(pid) if pid and pid.isdigit() else None
         if record["runtime"] is None:
             options = self.read(os.path.join(bundle, "options.json"), "containerd") or ""
@@ -673,7 +674,7 @@ class Collector:
                 record["engine"] = "podman"
         record["bundle"] = record["bundle"] or userdata
         if record["pid"] is None:
-            pid = _read_small(os.path.join(userdata, "pidfile"))
+            pid = read_text(os.path.join(userdata, "pidfile"))
             record["pid"] = int(pid) if pid and pid.isdigit() else None
 
     def _load_spec(self, record, path):
@@ -728,7 +729,7 @@ class Collector:
     def _alive(self, pid, start):
         if not pid:
             return False
-        stat = _read_small(os.path.join(self.proc_root, str(pid), "stat"))
+        stat = read_text(os.path.join(self.proc_root, str(pid), "stat"))
         if stat is None:
             return False
         if start is not None:
@@ -795,7 +796,7 @@ class Collector:
         return values, path
 
     def collect_kernel(self):
-        release = _read_small(os.path.join(self.proc_root, "sys/kernel/osrelease"))
+        release = read_text(os.path.join(self.proc_root, "sys/kernel/osrelease"))
         version = cfg.Version.parse(release) if release else None
         kconfig, kconfig_source = self.kconfig()
         features = {}
@@ -816,7 +817,7 @@ class Collector:
         features.update(self.tracing_features(kconfig))
         sysctls = {}
         for name, rel in SYSCTLS.items():
-            value = _read_small(os.path.join(self.proc_root, rel))
+            value = read_text(os.path.join(self.proc_root, rel))
             sysctls[name] = int(value) if value and value.lstrip("-").isdigit() else None
         return {
             "release": release,
@@ -1130,14 +1131,6 @@ def _flags(argv, wanted):
                 elif arg.startswith(spelling + "="):
                     values[name] = arg[len(spelling) + 1 :]
     return values
-
-
-def _read_small(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(65536).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
 
 
 def _path(raw):
