@@ -117,15 +117,22 @@ def _line_count(path):
         return handle.read().count(b"\n")
 
 
-def _pin_new_namespace(pin, parent_inode, attempts=20):
+def _pin_new_namespace(pin, parent_inode, attempts=8):
     """Keep a fresh namespace alive only through an nsfs bind mount on ``pin``.
 
-    Binding the new namespace's ns file now and then fails with EINVAL on this kernel (both with
-    `unshare --mount=FILE` and by hand, about one run in three, always on the first bind); a new
-    namespace on the next attempt binds fine, so retry with a fresh one.
+    The kernel refuses (EINVAL, ``mnt_ns_loop``) to bind a namespace whose id is not above the
+    caller's. Since 6.18 namespace ids come from per-CPU batches, so a namespace created later
+    on another CPU can get a smaller id than ours: whether the bind works depends on which CPU
+    each namespace was born on. Ids from one CPU always grow, so trying each allowed CPU in turn
+    succeeds within one round.
     """
-    for _attempt in range(attempts):
-        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "unchanged", "sleep", "600"])
+    cpus = sorted(os.sched_getaffinity(0))
+    for attempt in range(attempts):
+        cpu = cpus[attempt % len(cpus)]
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "unchanged", "sleep", "600"],
+            preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu}),  # noqa: PLW1509 - affinity only
+        )
         try:
             _wait_unshared(proc, parent_inode)
             done = subprocess.run(
@@ -136,7 +143,10 @@ def _pin_new_namespace(pin, parent_inode, attempts=20):
             proc.wait()
         if done.returncode == 0:
             return os.stat(pin).st_ino
-    raise RuntimeError("could not pin a namespace on %s: %s" % (pin, done.stderr.decode(errors="replace")))
+    raise RuntimeError(
+        "could not pin a namespace on %s after %d attempts on CPUs %s: %s"
+        % (pin, attempts, cpus, done.stderr.decode(errors="replace"))
+    )
 
 
 def _libc_mount(source, target, fstype, data):
@@ -191,10 +201,23 @@ def main():
     json.dump(out, sys.stdout)
 
 
-def run_scenario(spec, timeout=300):
-    """Run a scenario in a throwaway mount+pid namespace and return its JSON result."""
+def run_scenario(spec, timeout=300, born_on_cpu=None):
+    """Run a scenario in a throwaway mount+pid namespace and return its JSON result.
+
+    ``born_on_cpu`` creates the throwaway namespace on that CPU, then lets the scenario run on
+    every CPU again: namespace ids come from per-CPU batches, and which CPU a namespace is born
+    on decides what the kernel lets the scenario bind (see :func:`_pin_new_namespace`).
+    """
     cmd = ISOLATED + [sys.executable, os.path.abspath(__file__), json.dumps(spec)]
-    done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    preexec = None
+    if born_on_cpu is not None:
+        every = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+        cmd = ISOLATED + ["taskset", "--cpu-list", every] + cmd[len(ISOLATED) :]
+
+        def preexec():
+            os.sched_setaffinity(0, {born_on_cpu})
+
+    done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, preexec_fn=preexec)  # noqa: PLW1509
     if done.returncode != 0:
         raise RuntimeError(
             "scenario failed (%d): %s" % (done.returncode, done.stderr.decode(errors="replace"))

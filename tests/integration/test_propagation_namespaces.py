@@ -207,3 +207,15 @@ def test_unprivileged_run_degrades_with_a_warning():
     assert out["facts"]["collection"]["processes_denied"] > 0
     assert any("permission denied" in w and "run as root" in w for w in out["warnings"])
     assert out["facts"]["namespaces"][0]["is_host"] is True
+
+
+@pytest.mark.parametrize("cpu", sorted(os.sched_getaffinity(0)))
+def test_pinned_namespaces_whichever_cpu_the_scenario_is_born_on(cpu):
+    # Since 6.18 mount-namespace ids come from per-CPU batches; a scenario born on the CPU with
+    # the higher batch could not bind namespaces created on the other one (EINVAL), which broke
+    # CI once. The collector must see every pinned namespace either way.
+    result = run_scenario({"mounts": 2, "pinned": 3, "backends": ["statmount"]}, born_on_cpu=cpu)
+    facts = result["results"]["statmount"]
+    pinned = {ns["inode"] for ns in facts["namespaces"] if ns["owner"]["kind"] == "pinned"}
+    assert len(result["roles"]["pinned"]) == 3
+    assert pinned == set(result["roles"]["pinned"])
