@@ -117,13 +117,25 @@ def test_report_dir_that_is_a_file_fails_clearly(tmp_path):
 
 
 def test_second_run_rewrites_only_what_changed(tmp_path):
-    ansible(
-        [os.path.join(BIN, "ansible-playbook"), "playbooks/audit.yml", "-e", "audit_report_dir=%s" % tmp_path]
-    )
-    summary = (tmp_path / "summary.txt").stat().st_mtime_ns
-    ansible(
-        [os.path.join(BIN, "ansible-playbook"), "playbooks/audit.yml", "-e", "audit_report_dir=%s" % tmp_path]
-    )
-    # The JSON carries a timestamp and changes; an unchanged fleet summary is left alone.
-    assert (tmp_path / "summary.txt").stat().st_mtime_ns == summary
+    run = [
+        os.path.join(BIN, "ansible-playbook"),
+        "playbooks/audit.yml",
+        "-e",
+        "audit_report_dir=%s" % tmp_path,
+    ]
+    summary = tmp_path / "summary.txt"
+    ansible(run)
+    unchanged_runs = 0
+    # This host is live: a systemd unit with PrivateTmp starting between two runs really changes
+    # the namespace count. Whatever happened, the file is rewritten exactly when its text changed,
+    # and a quiet host must give at least one unchanged run out of three.
+    for _attempt in range(3):
+        before_text, before_mtime = summary.read_text(), summary.stat().st_mtime_ns
+        ansible(run)
+        same_text = summary.read_text() == before_text
+        assert same_text == (summary.stat().st_mtime_ns == before_mtime)
+        if same_text:
+            unchanged_runs += 1
+            break
+    assert unchanged_runs == 1
     assert not list(tmp_path.glob(".mountops-*"))
