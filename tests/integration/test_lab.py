@@ -7,6 +7,7 @@ product, so a fleet test failure can be told apart from a lab failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -278,6 +279,8 @@ def own_run_root():
     down_all(run_root=path)
     if os.path.isdir(path):
         os.rmdir(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(RUN_ROOT)  # only when no other lab of this run still lives there
 
 
 def test_a_killed_test_run_leaves_strays_that_the_next_run_removes(own_run_root):

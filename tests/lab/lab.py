@@ -664,11 +664,12 @@ def teardown(cgroup_name, path, hosts=(), control=None, timeout=15.0):
 
 
 def _remove_empty_fallback_dirs(run_root):
-    """A checkout's run dir under /opt/mountops-lab is ours alone: drop it (and /opt/mountops-lab)
-    once the last lab in it is gone, so no empty directory outlives the tests."""
-    if os.path.dirname(os.path.realpath(run_root)) != FALLBACK_RUN_BASE:
-        return
-    for where in (run_root, FALLBACK_RUN_BASE):
+    """Drop the run dir once the last lab in it is gone (and /opt/mountops-lab, when the checkout's
+    run dir lives there), so no empty directory outlives the tests."""
+    dirs = [run_root]
+    if os.path.dirname(os.path.realpath(run_root)) == FALLBACK_RUN_BASE:
+        dirs.append(FALLBACK_RUN_BASE)
+    for where in dirs:
         with contextlib.suppress(OSError):
             os.rmdir(where)  # only succeeds when empty
 
