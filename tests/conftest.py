@@ -79,3 +79,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)
+
+
+# --- the session leaves nothing behind -----------------------------------------------------
+
+
+def pytest_sessionstart(session):
+    from tests import leakcheck
+
+    session.config._mountops_before = leakcheck.snapshot()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import leakcheck
+
+    before = getattr(session.config, "_mountops_before", None)
+    if before is None or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return
+    problems = leakcheck.leaks(before, leakcheck.snapshot())
+    if problems:
+        sys.stderr.write("\nthe test session left things behind:\n  %s\n" % "\n  ".join(problems))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

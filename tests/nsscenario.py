@@ -62,7 +62,10 @@ def _wait_unshared(proc, parent_inode, timeout=60.0):
 
 
 def build(spec):
-    os.makedirs(BASE, exist_ok=True)
+    # /run is shadowed by a tmpfs of this private namespace first, so BASE's mount point is never
+    # created on the machine's own /run (where it would outlive the scenario).
+    _mount("-t", "tmpfs", "-o", "size=1m", "mountops-run", os.path.dirname(BASE))
+    os.makedirs(BASE)
     _mount("-t", "tmpfs", "-o", "size=1m", "mountops-base", BASE)
     _mount("--make-private", BASE)
     tree = os.path.join(BASE, "tree")
