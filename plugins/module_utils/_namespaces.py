@@ -115,6 +115,16 @@ _CGROUP_RUNTIMES = (
 # container with cgroupsPath /<word>/<hex> matches it: consulted only after runc's state.
 _CGROUPFS_CONTAINERD = re.compile(r"^/[A-Za-z0-9._-]+/" + _HEX_ID + r"$")
 _SERVICE_RE = re.compile(r"/([^/]+\.service)(?:/|$)")
+# System containers name themselves, not by a hex id: LXC/Incus/LXD (lxc.payload.NAME, and
+# lxc/NAME in the older layout) and systemd-nspawn (machine-NAME.scope, with \x2d for '-').
+_NAMED_CONTAINERS = (
+    ("lxc", re.compile(r"/lxc\.payload\.([^/]+)(?:/|$)")),
+    ("lxc", re.compile(r"^/lxc/([^/]+)(?:/|$)")),
+    ("systemd-nspawn", re.compile(r"/machine\.slice/machine-((?!libpod-)[^/]+)\.scope(?:/|$)")),
+)
+# Runtime processes caught between unshare() and exec: the init of a container being created
+# (runc names its stages runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT]; crun keeps its name).
+_RUNTIME_COMMS = (("runc", re.compile(r"^runc:\[\d:[A-Z]+\]$")), ("crun", re.compile(r"^crun$")))
 
 # runc keeps state.json (with the init pid) under its --root; runtimes pick their own roots.
 RUNC_STATE_GLOBS = (
@@ -135,7 +145,7 @@ def cgroup_path(text):
 
 
 def classify_owner(cgroup, comm, is_host, runc=None):
-    """Attribute a namespace to host / container / service / other.
+    """Attribute a namespace to host / container / service / other, from cgroup path and comm.
 
     ``runc`` is ``(runtime, container_id)`` when a runc state dir names one of the namespace's
     pids as a container init; an engine-specific cgroup name wins over it because it also says
@@ -154,6 +164,13 @@ def classify_owner(cgroup, comm, is_host, runc=None):
     match = _CGROUPFS_CONTAINERD.search(path)
     if match:
         return Owner("container", runtime="containerd", container_id=match.group(1))
+    for runtime, pattern in _NAMED_CONTAINERS:
+        match = pattern.search(path)
+        if match:
+            return Owner("container", runtime=runtime, container_id=match.group(1).replace("\\x2d", "-"))
+    for runtime, pattern in _RUNTIME_COMMS:
+        if comm and pattern.match(comm):
+            return Owner("container", runtime=runtime)
     service = _SERVICE_RE.findall(path)
     if service:
         return Owner("service", unit=service[-1])

@@ -158,11 +158,45 @@ def test_malformed_mountinfo_is_a_failure_entry(tmp_path):
         ("/system.slice/foo.service/payload", ("service", None, None, "foo.service")),
         ("/user.slice/user-0.slice/session-1.scope", ("other", None, None, None)),
         (None, ("other", None, None, None)),
+        ("/lxc.payload.web01", ("container", "lxc", "web01", None)),
+        ("/lxc.payload.web01/system.slice/cron.service", ("container", "lxc", "web01", None)),
+        ("/lxc/db", ("container", "lxc", "db", None)),
+        (
+            "/machine.slice/machine-build\\x2d7.scope/payload",
+            ("container", "systemd-nspawn", "build-7", None),
+        ),
+        (
+            "/machine.slice/machine-qemu\\x2d1\\x2dvm.scope",
+            ("container", "systemd-nspawn", "qemu-1-vm", None),
+        ),
+        ("/machine.slice/systemd-machined.service", ("service", None, None, "systemd-machined.service")),
     ],
 )
 def test_classify_owner(cgroup, expected):
     owner = classify_owner(cgroup, "comm", False)
     assert (owner.kind, owner.runtime, owner.container_id, owner.unit) == expected
+
+
+@pytest.mark.parametrize(
+    "comm, expected",
+    [
+        ("runc:[2:INIT]", ("container", "runc")),
+        ("runc:[1:CHILD]", ("container", "runc")),
+        ("crun", ("container", "crun")),
+        ("runc", ("service", None)),  # the runc CLI itself is not a container
+        ("sleep", ("service", None)),
+        (None, ("service", None)),
+    ],
+)
+def test_comm_names_a_container_runtime_the_cgroup_does_not(comm, expected):
+    owner = classify_owner("/system.slice/containerd.service", comm, False)
+    assert (owner.kind, owner.runtime) == expected
+    assert owner.container_id is None
+
+
+def test_cgroup_wins_over_comm_when_it_names_the_container():
+    owner = classify_owner("/system.slice/docker-" + "b" * 64 + ".scope", "runc:[2:INIT]", False)
+    assert (owner.runtime, owner.container_id) == ("docker", "b" * 64)
 
 
 def test_runc_state_names_plain_containers_but_cgroup_names_the_engine():
