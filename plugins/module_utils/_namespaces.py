@@ -212,11 +212,29 @@ def _read_bytes(path, chunk=1 << 17):
         os.close(fd)
 
 
+_SMALL = 1 << 16
+
+
 def _read_small(path):
+    """A small single-record procfs file (comm, cgroup): its show() output comes whole in one
+    read, so a read that returns less than asked is the whole file and needs no EOF read."""
     try:
-        return _read_bytes(path, 4096).decode("utf-8", "replace").strip()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        data = os.read(fd, _SMALL)
+        if len(data) == _SMALL:
+            parts = [data]
+            while data:
+                data = os.read(fd, _SMALL)
+                parts.append(data)
+            data = b"".join(parts)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").strip()
 
 
 def namespace_key(proc_root, pid):
