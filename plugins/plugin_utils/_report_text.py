@@ -25,6 +25,8 @@ def _propagation_lines(facts):
         collection += ", PARTIAL (%s)" % c["partial_reason"]
     if c["namespaces_failed"]:
         collection += ", %d failed" % c["namespaces_failed"]
+    if c.get("namespaces_skipped"):
+        collection += ", %d gone mid-scan (their processes exited)" % c["namespaces_skipped"]
     return [
         _line(
             "mount namespaces",

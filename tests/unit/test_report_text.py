@@ -73,3 +73,13 @@ def test_fleet_summary_lists_missing_hosts(tmp_path):
     assert lines[2].split() == ["web-1", "3", "4", "2", "1", "2", "mountinfo", "high"]
     assert lines[4] == "MISSING (unreachable or failed, no report): db-1"
     assert lines[5] == "reports: /r/<host>.json and <host>.txt  (* = partial collection)"
+
+
+def test_collection_line_says_why_namespaces_were_not_read(tmp_path):
+    result = _result(tmp_path)
+    collection = result["mount_propagation"]["collection"]
+    line = [x for x in host_summary(result).splitlines() if x.startswith("collection")][0]
+    assert line.endswith("3/3 namespaces read in %s ms" % collection["duration_ms"])
+    collection.update(namespaces_seen=5, namespaces_skipped=2, namespaces_failed=0)
+    line = [x for x in host_summary(result).splitlines() if x.startswith("collection")][0]
+    assert "3/5 namespaces read" in line and line.endswith(", 2 gone mid-scan (their processes exited)")
