@@ -137,24 +137,44 @@ def host_summary(result):
     return "\n".join(lines) + "\n"
 
 
+def _advisory_count(runtime):
+    """``2 (1 high)``-style count of the runtime advisories that apply; ``-`` when not gathered."""
+    if not runtime:
+        return "-"
+    advisories = runtime.get("advisories") or []
+    high = sum(1 for a in advisories if a.get("severity") in ("high", "critical"))
+    return "%d (%d high)" % (len(advisories), high) if high else str(len(advisories))
+
+
 def fleet_summary(results, hosts, report_dir):
     """One line per audited host, then the targeted hosts that produced no result."""
     done = {r["host"] for r in results}
     missing = [h for h in hosts if h not in done]
     lines = [
         "mountops fleet audit: %d of %d hosts audited" % (len(done), len(hosts)),
-        "%-24s %6s %7s %9s %11s %10s %-10s %-6s"
-        % ("host", "ns", "mounts", "max group", "ctr in host", "read cost", "backend", "risk"),
+        "%-24s %6s %7s %9s %11s %10s %-10s %-8s %s"
+        % (
+            "host",
+            "ns",
+            "mounts",
+            "max group",
+            "ctr in host",
+            "read cost",
+            "backend",
+            "topology",
+            "advisories",
+        ),
     ]
     for result in sorted(results, key=lambda r: r["host"]):
         facts = result.get("mount_propagation")
-        risk = ((result.get("numa") or {}).get("topology_risk") or {}).get("tier", "-")
+        topology = ((result.get("numa") or {}).get("topology_risk") or {}).get("tier", "-")
+        advisories = _advisory_count(result.get("mount_runtime"))
         if not facts:
             lines.append("%-24s %s" % (result["host"], "no propagation facts"))
             continue
         s, c = facts["summary"], facts["collection"]
         lines.append(
-            "%-24s %6d %7d %9d %11d %10d %-10s %-6s"
+            "%-24s %6d %7d %9d %11d %10d %-10s %-8s %s"
             % (
                 result["host"],
                 s["namespaces"],
@@ -163,7 +183,8 @@ def fleet_summary(results, hosts, report_dir):
                 s["container_namespaces_in_host_peer_groups"],
                 s["max_predicted_read_cost"]["value"] if s["max_predicted_read_cost"] else 0,
                 c["backend"] + ("*" if c["partial"] else ""),
-                risk,
+                topology,
+                advisories,
             )
         )
     if missing:

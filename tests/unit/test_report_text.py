@@ -70,7 +70,8 @@ def test_fleet_summary_lists_missing_hosts(tmp_path):
     lines = text.splitlines()
     assert lines[0] == "mountops fleet audit: 2 of 3 hosts audited"
     assert [line.split()[0] for line in lines[2:4]] == ["web-1", "web-2"]
-    assert lines[2].split() == ["web-1", "3", "4", "2", "1", "2", "mountinfo", "high"]
+    assert lines[1].split()[-2:] == ["topology", "advisories"]
+    assert lines[2].split() == ["web-1", "3", "4", "2", "1", "2", "mountinfo", "high", "1", "(1", "high)"]
     assert lines[4] == "MISSING (unreachable or failed, no report): db-1"
     assert lines[5] == "reports: /r/<host>.json and <host>.txt  (* = partial collection)"
 
@@ -83,3 +84,14 @@ def test_collection_line_says_why_namespaces_were_not_read(tmp_path):
     collection.update(namespaces_seen=5, namespaces_skipped=2, namespaces_failed=0)
     line = [x for x in host_summary(result).splitlines() if x.startswith("collection")][0]
     assert "3/5 namespaces read" in line and line.endswith(", 2 gone mid-scan (their processes exited)")
+
+
+def test_fleet_summary_advisories_column(tmp_path):
+    quiet = _result(tmp_path, "a")
+    quiet["mount_runtime"]["advisories"] = []
+    medium = _result(tmp_path, "b")
+    medium["mount_runtime"]["advisories"] = [{"id": "MO-RT-005", "severity": "medium"}]
+    unknown = _result(tmp_path, "c")
+    del unknown["mount_runtime"]
+    lines = fleet_summary([quiet, medium, unknown], ["a", "b", "c"], "/r").splitlines()
+    assert [line.split()[-1] for line in lines[2:5]] == ["0", "1", "-"]
