@@ -76,10 +76,42 @@ def argument_spec(fact_set):
     return copy.deepcopy(_SPECS[fact_set])
 
 
-def gather_propagation(module, params):
+def _check_propagation(params):
     for name in ("max_namespaces", "time_budget_ms", "top_n"):
         if params[name] < 0:
-            raise GatherError("%s must be 0 or more, got %d" % (name, params[name]))
+            return "%s must be 0 or more, got %d" % (name, params[name])
+    return None
+
+
+def _check_runtime(params):
+    if params["timeout"] <= 0:
+        return "timeout must be a positive number of seconds, got %d" % params["timeout"]
+    unknown = sorted(set(params["version_outputs"]) - set(ENGINE_NAMES))
+    if unknown:
+        return "version_outputs: unknown engine(s) %s; expected some of %s" % (
+            ", ".join(unknown),
+            ", ".join(ENGINE_NAMES),
+        )
+    return None
+
+
+_CHECKS = {"propagation": _check_propagation, "runtime": _check_runtime}
+
+
+def check_params(fact_set, params):
+    """What is wrong with already type-checked options of a fact set (a message), or None.
+
+    Bad options are the caller's mistake, not the host's: callers fail the task on them before
+    gathering anything, where a host that cannot be read only loses that fact set.
+    """
+    check = _CHECKS.get(fact_set)
+    return check(params) if check else None
+
+
+def gather_propagation(module, params):
+    problem = _check_propagation(params)
+    if problem:
+        raise GatherError(problem)
     try:
         collection = collect(
             proc_root=params["proc_root"],
@@ -137,14 +169,9 @@ def version_runner(module, params):
 
 
 def gather_runtime(module, params):
-    if params["timeout"] <= 0:
-        raise GatherError("timeout must be a positive number of seconds, got %d" % params["timeout"])
-    unknown = sorted(set(params["version_outputs"]) - set(ENGINE_NAMES))
-    if unknown:
-        raise GatherError(
-            "version_outputs: unknown engine(s) %s; expected some of %s"
-            % (", ".join(unknown), ", ".join(ENGINE_NAMES))
-        )
+    problem = _check_runtime(params)
+    if problem:
+        raise GatherError(problem)
     collector = Collector(
         roots={name: params[name] for name in ("etc_root", "run_root", "proc_root", "sys_root")},
         run_version=version_runner(module, params) if params["gather_versions"] else None,

@@ -12,7 +12,8 @@ description:
     M(mountops.fleet.runtime_facts) in one module execution, so a fleet audit costs one
     connection round trip per host instead of three.
   - Each fact set takes exactly the options of its own module, given as a dictionary; they are
-    validated with the same argument spec, and an invalid option fails the task naming it.
+    validated with the same argument spec and value checks before anything is gathered, and an
+    invalid option fails the task naming the fact set and the option.
   - A fact set that cannot be gathered on a host (for example a C(sysfs_root) that does not exist) does
     not stop the others; it is reported in RV(ansible_facts.mountops_audit.errors) and as a
     warning. The task fails only when every requested fact set failed.
@@ -111,6 +112,7 @@ from ansible_collections.mountops.fleet.plugins.module_utils._gather import (
     GATHERERS,
     GatherError,
     argument_spec,
+    check_params,
 )
 
 FACT_SETS = ("propagation", "numa", "runtime")
@@ -137,6 +139,9 @@ def validated(module, fact_set):
     result = ArgumentSpecValidator(spec).validate(given)
     if result.error_messages:
         module.fail_json(msg="%s: %s" % (fact_set, "; ".join(result.error_messages)))
+    problem = check_params(fact_set, result.validated_parameters)
+    if problem:
+        module.fail_json(msg="%s: %s" % (fact_set, problem))
     return result.validated_parameters
 
 

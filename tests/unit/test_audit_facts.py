@@ -81,12 +81,30 @@ def test_all_sets_failing_fails_the_task(run_module, tmp_path):
             {"runtime": {"timeout": "soon"}},
             "runtime: argument 'timeout' is of type str and we were unable to convert to int",
         ),
+        ({"propagation": {"time_budget_ms": -5}}, "propagation: time_budget_ms must be 0 or more, got -5"),
+        ({"runtime": {"timeout": 0}}, "runtime: timeout must be a positive number of seconds, got 0"),
+        (
+            {"runtime": {"version_outputs": {"dockerd": "x"}}},
+            "runtime: version_outputs: unknown engine(s) dockerd; expected some of",
+        ),
     ],
 )
 def test_invalid_options_name_the_fact_set(run_module, args, message):
     with pytest.raises(ModuleFail) as failed:
         run_module(audit_facts.main, args)
     assert failed.value.result["msg"].startswith(message)
+
+
+def test_a_bad_value_fails_before_any_fact_set_is_gathered(run_module, proc):
+    # A valid propagation set next to a bad runtime option: the task fails on the option instead
+    # of gathering propagation and reporting runtime as "not gathered" on this host.
+    with pytest.raises(ModuleFail) as failed:
+        run_module(
+            audit_facts.main,
+            {"propagation": {"proc_root": proc, "backend": "mountinfo"}, "runtime": {"timeout": -1}},
+        )
+    assert failed.value.result["msg"] == "runtime: timeout must be a positive number of seconds, got -1"
+    assert "ansible_facts" not in failed.value.result
 
 
 def test_standalone_modules_share_the_spec():
