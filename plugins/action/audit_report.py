@@ -104,7 +104,7 @@ class ActionModule(ActionBase):
             if _write_if_changed(os.path.join(dest, "summary.txt"), summary):
                 written.append(os.path.join(dest, "summary.txt"))
         except OSError as err:
-            raise AnsibleActionFail("writing audit reports to %s: %s" % (dest, err.strerror or err)) from err
+            raise AnsibleActionFail("writing audit reports to %s: %s" % (dest, err.strerror or err)) from None
         done = {entry["host"] for entry in args["results"]}
         result.update(
             changed=bool(written),
