@@ -90,6 +90,10 @@ def parse_host_specs(items):
                 name, _sep, count = piece.partition(":")
                 if name not in DEFAULTS:
                     raise LabError("unknown scenario %r (known: %s)" % (name, ", ".join(DEFAULTS)))
+                if count and not count.isdigit():
+                    raise LabError(
+                        "scenario %r: count %r is not a whole number (as in %s:3)" % (name, count, name)
+                    )
                 parts.append((name, int(count) if count else DEFAULTS[name]))
             specs.append(parts)
     return specs
