@@ -136,7 +136,12 @@ def full_program(duration):
     """The program the module builds by default on this host (all sections it supports)."""
     numbers = programs.SYSCALL_NUMBERS.get(os.uname().machine)
     return programs.build_program(
-        duration, programs.SYSCALL_FAMILIES, locks=True, mountinfo=True, numbers=numbers
+        duration,
+        programs.SYSCALL_FAMILIES,
+        locks=True,
+        mountinfo=True,
+        numbers=numbers,
+        stack_sample_every=programs.STACK_SAMPLE_EVERY,
     )
 
 

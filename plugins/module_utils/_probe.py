@@ -335,32 +335,123 @@ def analyse_syscalls(out, plan, seconds, top):
     }
 
 
-def analyse_locks(out, seconds, cpu_nodes, top):
-    per_cpu, stacks = {}, {}
-    totals = {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0}
-    for key, stats in (out.get("@lk") or {}).items():
+# Kinds of lock waits in the sampled program (LOCKS_SAMPLED): the map key's first field.
+SAMPLED_KINDS = {1: "mount_syscall", 2: "kernel_thread"}
+
+
+def _stats(value):
+    """(count, total ns) of a bpftrace stats() value (or a plain count)."""
+    if isinstance(value, dict):
+        return _int(value.get("count")), _int(value.get("total"))
+    return _int(value), 0
+
+
+def _lock_rows(out):
+    """Every lock-wait row of the output as (kind, cpu, frames, waits, wait_ns, sampled).
+
+    kind 0: a wait that took its stack (``@lk``, exact). kinds 1 and 2 (``@lk_smp``): the
+    sampled waits of the kinds that are counted exactly per CPU in ``@lk_tot``.
+    """
+    rows = []
+    for key, value in (out.get("@lk") or {}).items():
         cpu_text, stack_text = parse.split_key(key, 2)
-        cpu = _int(cpu_text)
-        count = _int(stats.get("count")) if isinstance(stats, dict) else _int(stats)
-        wait_ns = _int(stats.get("total")) if isinstance(stats, dict) else 0
-        frames = stack_frames(stack_text)
+        waits, wait_ns = _stats(value)
+        rows.append((0, _int(cpu_text), stack_frames(stack_text), waits, wait_ns, False))
+    for key, value in (out.get("@lk_smp") or {}).items():
+        kind_text, cpu_text, stack_text = parse.split_key(key, 3)
+        waits, wait_ns = _stats(value)
+        rows.append((_int(kind_text), _int(cpu_text), stack_frames(stack_text), waits, wait_ns, True))
+    return rows
+
+
+def _scale(total, part, whole):
+    """``total * part / whole`` (the ratio estimator); 0 when there is nothing to scale by."""
+    return total * part / whole if whole else 0.0
+
+
+def analyse_locks(out, seconds, cpu_nodes, top, sample_every=None):
+    """Lock waits: totals, mount-code share, per CPU and node, top stacks, and how it was attributed.
+
+    Waits with their own stack (``@lk``) are attributed exactly: mount code when a frame is one
+    of ``MOUNT_FUNCTIONS``. With stack sampling (``sample_every``, LOCKS_SAMPLED) the waits
+    inside mount-family syscalls and in kernel threads are counted exactly per (kind, CPU) in
+    ``@lk_tot`` and only a sample has stacks (``@lk_smp``); each such exact total is split by
+    the share of its sample that is mount code (ratio estimator: waits by sampled waits, wait
+    time by sampled wait time), and every sampled stack stands for total/sampled waits of its
+    (kind, CPU). A (kind, CPU) without samples (a full stack map) is split by the share of the
+    kind's samples on all CPUs; a kind without any sample counts as other (``unattributed_waits``).
+    Totals (waits, wait time, per CPU, per node) stay exact; the mount/other split and the top
+    stacks of sampled kinds are estimates.
+    """
+    rows = _lock_rows(out)
+    totals_by = {}
+    for key, value in (out.get("@lk_tot") or {}).items():
+        kind_text, cpu_text = parse.split_key(key, 2)
+        totals_by[(_int(kind_text), _int(cpu_text))] = _stats(value)
+
+    # Sampled waits per (kind, CPU) and per kind, all and mount code: [waits, ns, mount waits, mount ns].
+    sampled_by, sampled_kind = {}, {}
+    for kind, cpu, frames, waits, wait_ns, sampled in rows:
+        if not sampled:
+            continue
         mount = any(is_mount_frame(frame_name(f)) for f in frames)
-        row = per_cpu.setdefault(cpu, {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0})
-        row["waits"] += count
-        row["wait_ns"] += wait_ns
-        totals["waits"] += count
-        totals["wait_ns"] += wait_ns
-        if mount:
-            row["mount_waits"] += count
-            row["mount_wait_ns"] += wait_ns
-            totals["mount_waits"] += count
-            totals["mount_wait_ns"] += wait_ns
+        for table, key in ((sampled_by, (kind, cpu)), (sampled_kind, kind)):
+            acc = table.setdefault(key, [0, 0, 0, 0])
+            acc[0] += waits
+            acc[1] += wait_ns
+            if mount:
+                acc[2] += waits
+                acc[3] += wait_ns
+
+    per_cpu, stacks = {}, {}
+    unattributed = 0
+
+    def cpu_row(cpu):
+        return per_cpu.setdefault(cpu, {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0.0})
+
+    for kind, cpu, frames, waits, wait_ns, sampled in rows:
+        mount = any(is_mount_frame(frame_name(f)) for f in frames)
+        if sampled:
+            total_waits, total_ns = totals_by.get((kind, cpu), (0, 0))
+            acc = sampled_by[(kind, cpu)]
+            est_waits = _scale(total_waits, waits, acc[0])
+            est_ns = _scale(total_ns, wait_ns, acc[1]) if acc[1] else _scale(total_ns, waits, acc[0])
+        else:
+            est_waits, est_ns = waits, wait_ns
+            row = cpu_row(cpu)
+            row["waits"] += waits
+            row["wait_ns"] += wait_ns
+            if mount:
+                row["mount_waits"] += waits
+                row["mount_wait_ns"] += wait_ns
         entry = stacks.setdefault(
-            "\n".join(frames), {"frames": frames, "waits": 0, "wait_ns": 0, "mount": mount, "cpus": set()}
+            "\n".join(frames),
+            {"frames": frames, "waits": 0.0, "wait_ns": 0.0, "mount": mount, "cpus": set(), "sampled": 0},
         )
-        entry["waits"] += count
-        entry["wait_ns"] += wait_ns
+        entry["waits"] += est_waits
+        entry["wait_ns"] += est_ns
         entry["cpus"].add(cpu)
+        if sampled:
+            entry["sampled"] += waits
+
+    for (kind, cpu), (total_waits, total_ns) in totals_by.items():
+        row = cpu_row(cpu)
+        row["waits"] += total_waits
+        row["wait_ns"] += total_ns
+        acc = sampled_by.get((kind, cpu)) or sampled_kind.get(kind)
+        if not acc or not acc[0]:
+            unattributed += total_waits
+            continue
+        row["mount_waits"] += int(round(_scale(total_waits, acc[2], acc[0])))
+        if acc[1]:
+            row["mount_wait_ns"] += _scale(total_ns, acc[3], acc[1])
+        else:
+            row["mount_wait_ns"] += _scale(total_ns, acc[2], acc[0])
+
+    totals = {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0.0}
+    for row in per_cpu.values():
+        for key in totals:
+            totals[key] += row[key]
 
     by_cpu = []
     for cpu in sorted(per_cpu):
@@ -382,6 +473,26 @@ def analyse_locks(out, seconds, cpu_nodes, top):
     other_stacks = sorted(
         (s for s in stacks.values() if not s["mount"]), key=lambda s: (-s["wait_ns"], -s["waits"])
     )
+    sampled_kinds = {}
+    for (kind, _cpu), (total_waits, _total_ns) in totals_by.items():
+        name = SAMPLED_KINDS.get(kind, "kind_%d" % kind)
+        info = sampled_kinds.setdefault(name, {"waits": 0, "sampled": 0})
+        info["waits"] += total_waits
+    for kind, acc in sampled_kind.items():
+        name = SAMPLED_KINDS.get(kind, "kind_%d" % kind)
+        sampled_kinds.setdefault(name, {"waits": 0, "sampled": 0})["sampled"] += acc[0]
+    sampling = bool(sample_every and sample_every > 1) or bool(totals_by)
+    attribution = {
+        "method": "sampled_stacks" if sampling else "all_stacks",
+        "sample_every": (int(sample_every) if sample_every else None) if sampling else 1,
+        "first_per_cpu": programs.STACK_SAMPLE_FIRST if sampling else None,
+        "stacked_waits": sum(r[3] for r in rows if not r[5]),
+        "sampled_kinds": sampled_kinds,
+        "sampled_waits": sum(r[3] for r in rows if r[5]),
+        "estimated_waits": sum(t[0] for t in totals_by.values()),
+        "unattributed_waits": unattributed,
+    }
+    stack_maps = (out.get("@lk") or {}, out.get("@lk_smp") or {})
     return {
         "waits": totals["waits"],
         "wait_ms": _ms(totals["wait_ns"]),
@@ -403,7 +514,8 @@ def analyse_locks(out, seconds, cpu_nodes, top):
         "top_mount_stacks": [_stack_row(s) for s in mount_stacks[:top]],
         "top_other_stacks": [_stack_row(s) for s in other_stacks[: max(1, top // 2)]],
         "distinct_stacks": len(stacks),
-        "truncated": len(out.get("@lk") or {}) >= MAP_KEYS_MAX,
+        "truncated": any(len(m) >= MAP_KEYS_MAX for m in stack_maps),
+        "attribution": attribution,
     }
 
 
@@ -411,9 +523,11 @@ def _stack_row(stack):
     return {
         "lock": lock_kind(stack["frames"]),
         "frames": stack["frames"],
-        "waits": stack["waits"],
+        "waits": int(round(stack["waits"])),
         "wait_ms": _ms(stack["wait_ns"]),
         "cpus": sorted(stack["cpus"]),
+        "estimated": stack["sampled"] > 0,
+        "sampled_waits": stack["sampled"],
     }
 
 
@@ -520,7 +634,11 @@ def analyse(out, plan, cpu_nodes, seconds, top=10):
     """Turn parsed maps into the result sections; sections not in the plan are None."""
     return {
         "syscalls": analyse_syscalls(out, plan, seconds, top) if plan.get("families") else None,
-        "contention": analyse_locks(out, seconds, cpu_nodes, top) if plan.get("locks") else None,
+        "contention": (
+            analyse_locks(out, seconds, cpu_nodes, top, plan.get("stack_sample_every"))
+            if plan.get("locks")
+            else None
+        ),
         "mountinfo": analyse_mountinfo(out, seconds, top) if plan.get("mountinfo") else None,
         "kernel_functions": analyse_kfuncs(out, plan, seconds) if plan.get("kfuncs") else None,
     }

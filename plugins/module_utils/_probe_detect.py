@@ -174,10 +174,13 @@ def detect(
     return caps
 
 
-def plan_sections(caps, measure):
+def plan_sections(caps, measure, stack_sample_every=programs.STACK_SAMPLE_EVERY):
     """Decide what to attach and produce the coverage list.
 
     ``measure``: requested sections (``syscalls``, ``locks``, ``mountinfo``, ``kfuncs``).
+    ``stack_sample_every``: lock waits inside mount-family syscalls and in kernel threads take a
+    kernel stack 1 in N (``plan["stack_sample_every"]``); it needs the syscall section (which
+    marks tasks inside mount syscalls), else, or with 1, every wait takes a stack (None).
     Returns ``(plan, coverage)``: plan kwargs for ``_probe_programs.build_program`` and a list
     of ``{"item", "measured", "via", "reason"}`` -- a zero in the result is only meaningful for
     an item with ``measured: true``.
@@ -191,6 +194,7 @@ def plan_sections(caps, measure):
         "mountinfo": False,
         "kfuncs": [],
         "numbers": numbers if raw else None,
+        "stack_sample_every": None,
     }
     coverage = []
 
@@ -213,7 +217,15 @@ def plan_sections(caps, measure):
     if "locks" in measure:
         if tps.get("lock_contention"):
             plan["locks"] = True
-            add("lock_contention", True, "tracepoint:lock:contention_begin/end + kstack")
+            if plan["families"] and stack_sample_every and int(stack_sample_every) > 1:
+                plan["stack_sample_every"] = int(stack_sample_every)
+                via = (
+                    "tracepoint:lock:contention_begin/end + kstack (1 in %d inside mount syscalls and "
+                    "kernel threads, every other wait)" % plan["stack_sample_every"]
+                )
+            else:
+                via = "tracepoint:lock:contention_begin/end + kstack (every wait)"
+            add("lock_contention", True, via)
         else:
             add("lock_contention", False, reason="no lock:contention_begin/end tracepoints (kernel < 5.19?)")
     else:

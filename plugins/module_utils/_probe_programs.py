@@ -61,6 +61,20 @@ KERNEL_FUNCTIONS = (
 # the number of distinct stacks (map keys) small.
 STACK_DEPTH = 16
 
+# Stack sampling for lock waits (locks_sampled.bt). A kstack walk costs ~6 us per contended lock
+# here, most of the probe's cost in a mount storm. Waits inside a mount-family syscall and waits
+# in kernel threads are counted exactly per CPU, and only 1 in STACK_SAMPLE_EVERY of them (plus
+# the first STACK_SAMPLE_FIRST per CPU and kind) takes a stack; the mount-code share of each
+# kind is estimated from its sampled stacks. Other waits (user tasks outside mount syscalls:
+# exit-time namespace teardown, cleanup_mnt task work, mountinfo reads) keep a stack each.
+STACK_SAMPLE_EVERY = 32
+STACK_SAMPLE_FIRST = 8
+
+# Bit 62 of @start[tid] marks "inside a mount-family syscall" (raw_syscalls layout): @start is
+# shared with the mountinfo reads, and locks_sampled.bt tells them apart with the same lookup.
+# nsecs (since boot) stays below 2^62 for 146 years.
+IN_MOUNT_SYSCALL_BIT = 1 << 62
+
 HEADER = r"""
 // contention_probe.bt -- mountops.fleet.contention_probe, generated from fragments.
 // Purpose: measure mount-family syscalls, lock contention waits and mountinfo readers for a
@@ -123,7 +137,8 @@ SYSCALL_NUMBERS = {
 RAW_SYSCALLS = r"""
 // raw_syscalls.bt -- one sys_enter and one sys_exit program carry syscalls.bt and mountinfo.bt:
 // two BPF programs run per syscall instead of seven, and two attach instead of 26+. They share
-// @start[tid] (entry time of a syscall we time), so sys_exit does one map lookup per syscall.
+// @start[tid] (entry time of a syscall we time; bit 62 marks a mount-family syscall), so
+// sys_exit does one map lookup per syscall.
 // The context fields are read once, up front: LLVM otherwise folds a branch's args-> access
 // into an offset ctx pointer, which the verifier rejects ("dereference of modified ctx ptr").
 tracepoint:raw_syscalls:sys_enter
@@ -135,13 +150,15 @@ tracepoint:raw_syscalls:sys_enter
 }
 
 tracepoint:raw_syscalls:sys_exit
-/ @start[tid] /
 {
   $id = args->id;
   $ret = args->ret;
-  $ns = nsecs - @start[tid];
-  delete(@start[tid]);
+  $start = @start[tid];
+  if ($start) {
+    $ns = nsecs - ($start & {{TIME_MASK}});
+    delete(@start[tid]);
 {{EXIT}}
+  }
 }
 """
 
@@ -151,22 +168,24 @@ SYSCALLS_ENTER = r"""
   // Maps:    @sc_calls[mntns, nr, comm] = count()
   //          @sc_lat[nr] = hist(ns)   @sc_ns[nr] = sum(ns)   @sc_err[nr] = count()
   // Example: {"type": "map", "data": {"@sc_calls": {"4026531841,165,mount": 50}}}
+  // @start[tid] carries IN_MOUNT_SYSCALL_BIT ({{IN_MOUNT_BIT}}) next to the entry time: locks.bt
+  // reads it to tell waits inside a mount-family syscall from the rest.
   if ({{NR_TEST}}) {
     if ({{SCOPE}}) {
-      @start[tid] = nsecs;
+      @start[tid] = nsecs | {{IN_MOUNT_BIT}};
       @sc_calls[curtask->nsproxy->mnt_ns->ns.inum, $id, comm] = count();
     }
   }
 """
 
 SYSCALLS_EXIT = r"""
-  if ({{NR_TEST}}) {
-    @sc_lat[$id] = hist($ns);
-    @sc_ns[$id] = sum($ns);
-    if ($ret < 0) {
-      @sc_err[$id] = count();
+    if ({{NR_TEST}}) {
+      @sc_lat[$id] = hist($ns);
+      @sc_ns[$id] = sum($ns);
+      if ($ret < 0) {
+        @sc_err[$id] = count();
+      }
     }
-  }
 """
 
 SYSCALLS_TP = r"""
@@ -201,6 +220,8 @@ LOCKS = r"""
 //          The stack is taken at contention_begin, while the task waits anyway: contention_end
 //          runs with the lock held, and a stack walk there would lengthen the very critical
 //          section we measure (and the storm's throughput with it).
+//          This variant takes a stack for every wait: it runs when the syscall section is not
+//          attached (nothing tells waits inside mount syscalls apart) or stack_sample_every=1.
 // Maps:    @lk[cpu, kstack] = stats(wait ns) -> {"count", "average", "total"}
 //          The mount-code attribution (fs/namespace.c, fs/pnode.c frames) is done on the stacks
 //          in Python: bpftrace cannot match symbol names in the kernel.
@@ -208,16 +229,85 @@ LOCKS = r"""
 tracepoint:lock:contention_begin
 {{SCOPE_PRED}}
 {
-  @lk_start[tid, args->lock_addr] = nsecs;
-  @lk_stack[tid, args->lock_addr] = kstack({{STACK_DEPTH}});
+  $addr = args->lock_addr;
+  @lk_start[tid, $addr] = nsecs;
+  @lk_stack[tid, $addr] = kstack({{STACK_DEPTH}});
 }
 
 tracepoint:lock:contention_end
-/ @lk_start[tid, args->lock_addr] /
 {
-  @lk[cpu, @lk_stack[tid, args->lock_addr]] = stats(nsecs - @lk_start[tid, args->lock_addr]);
-  delete(@lk_start[tid, args->lock_addr]);
-  delete(@lk_stack[tid, args->lock_addr]);
+  $addr = args->lock_addr;
+  $start = @lk_start[tid, $addr];
+  if ($start) {
+    @lk[cpu, @lk_stack[tid, $addr]] = stats(nsecs - $start);
+    delete(@lk_start[tid, $addr]);
+    delete(@lk_stack[tid, $addr]);
+  }
+}
+"""
+
+LOCKS_SAMPLED = r"""
+// locks_sampled.bt -- lock contention waits with exact totals and sampled kernel stacks.
+// Probes:  tracepoint:lock:contention_begin / contention_end, paired per (task, lock) as in
+//          locks.bt. A kstack walk costs ~6 us here, so only some waits take one. Each wait
+//          falls in one kind, decided at contention_begin:
+//            1 = the task is inside a mount-family syscall ({{IN_MOUNT_SYSCALL}})
+//            2 = a kernel thread (PF_KTHREAD: RCU workers, ksoftirqd, kworkers)
+//            0 = anything else: user tasks outside mount syscalls (exit-time namespace
+//                teardown, cleanup_mnt task work, mountinfo reads) -- a stack every time.
+//          Kinds 1 and 2 are counted exactly per CPU; the first {{FIRST}} per CPU and kind, then
+//          1 in {{EVERY}} at random (bpf_get_prandom_u32), also take a stack. Python splits
+//          each kind's exact wait on a CPU by the mount-code share of its sampled stacks.
+//          @lk_start holds (nsecs << 3) | kind << 1 | has_stack: one lookup at contention_end.
+// Maps:    @lk[cpu, kstack] = stats(wait ns)                 kind 0, exact
+//          @lk_tot[kind, cpu] = stats(wait ns)               kinds 1-2, exact totals
+//          @lk_smp[kind, cpu, kstack] = stats(wait ns)       kinds 1-2, the sampled waits
+//          scratch: @lk_start[tid, lock], @lk_stack[tid, lock], @lk_seq[kind, cpu]
+// Example: {"type": "stats", "data": {"@lk_tot": {"1,0": {"count": 5100, "average": 180000, ...}}}}
+tracepoint:lock:contention_begin
+{{SCOPE_PRED}}
+{
+  $addr = args->lock_addr;
+  $kind = (uint64)0;
+  if ({{IN_MOUNT_SYSCALL}}) {
+    $kind = 1;
+  } else if (curtask->flags & {{PF_KTHREAD}}) {
+    $kind = 2;
+  }
+  $stack = (uint64)1;
+  if ($kind != 0) {
+    $seen = @lk_seq[$kind, cpu];
+    if ($seen < {{FIRST}}) {
+      @lk_seq[$kind, cpu] = $seen + 1;
+    } else if (rand % {{EVERY}} != 0) {
+      $stack = 0;
+    }
+  }
+  if ($stack) {
+    @lk_stack[tid, $addr] = kstack({{STACK_DEPTH}});
+  }
+  @lk_start[tid, $addr] = (nsecs << 3) | ($kind << 1) | $stack;
+}
+
+tracepoint:lock:contention_end
+{
+  $addr = args->lock_addr;
+  $value = @lk_start[tid, $addr];
+  if ($value) {
+    $ns = nsecs - ($value >> 3);
+    $kind = ($value >> 1) & 3;
+    if ($kind == 0) {
+      @lk[cpu, @lk_stack[tid, $addr]] = stats($ns);
+      delete(@lk_stack[tid, $addr]);
+    } else {
+      @lk_tot[$kind, cpu] = stats($ns);
+      if ($value & 1) {
+        @lk_smp[$kind, cpu, @lk_stack[tid, $addr]] = stats($ns);
+        delete(@lk_stack[tid, $addr]);
+      }
+    }
+    delete(@lk_start[tid, $addr]);
+  }
 }
 """
 
@@ -260,19 +350,19 @@ MOUNTINFO_ENTER = r"""
 """
 
 MOUNTINFO_EXIT = r"""
-  if ($id == {{NR_OPENAT}}) {
-    if ($ret >= 0) {
-      @mi_fd[pid, (uint64)$ret] = 1;
-      @mi_opens[comm] = count();
+    if ($id == {{NR_OPENAT}}) {
+      if ($ret >= 0) {
+        @mi_fd[pid, (uint64)$ret] = 1;
+        @mi_opens[comm] = count();
+      }
     }
-  }
-  if ($id == {{NR_READ}}) {
-    @mi_read[comm] = stats($ns);
-    @mi_lat = hist($ns);
-    if ($ret > 0) {
-      @mi_bytes[comm] = sum($ret);
+    if ($id == {{NR_READ}}) {
+      @mi_read[comm] = stats($ns);
+      @mi_lat = hist($ns);
+      if ($ret > 0) {
+        @mi_bytes[comm] = sum($ret);
+      }
     }
-  }
 """
 
 MOUNTINFO_TP = r"""
@@ -374,6 +464,7 @@ END
 SECTION_MAPS = {
     "syscalls": ("@sc_calls", "@sc_lat", "@sc_ns", "@sc_err"),
     "locks": ("@lk",),
+    "locks_sampled": ("@lk", "@lk_tot", "@lk_smp"),
     "mountinfo": ("@mi_opens", "@mi_read", "@mi_bytes", "@mi_lat"),
     "kfuncs": ("@kf_calls",),
 }
@@ -415,14 +506,24 @@ def number_test(numbers, variable="$id"):
 
 
 def build_program(
-    duration, families=(), locks=False, mountinfo=False, kfuncs=None, pidns_inum=None, numbers=None
+    duration,
+    families=(),
+    locks=False,
+    mountinfo=False,
+    kfuncs=None,
+    pidns_inum=None,
+    numbers=None,
+    stack_sample_every=None,
 ):
     """Join the fragments for what the host supports into one bpftrace program.
 
     ``families``: syscall families to trace; ``numbers``: this architecture's row of
     SYSCALL_NUMBERS (raw_syscalls programs) or None (per-syscall tracepoints); ``kfuncs``: list
     of ``(name, attach_point)`` such as ``("get_dominating_id", "kprobe:get_dominating_id.isra.0")``;
-    ``pidns_inum``: restrict every probe to that pid namespace (and nested ones).
+    ``pidns_inum``: restrict every probe to that pid namespace (and nested ones);
+    ``stack_sample_every``: N > 1 samples the stacks of lock waits inside mount-family syscalls
+    and in kernel threads, 1 in N (LOCKS_SAMPLED; needs ``families``); None or 1: a stack for
+    every wait (LOCKS).
     """
     duration = int(duration)
     if duration < 1:
@@ -434,7 +535,14 @@ def build_program(
     enter, leave = [], []
     if families and numbers:
         nr_test = number_test([numbers[f] for f in families])
-        enter.append(_fill(SYSCALLS_ENTER, NR_TEST=nr_test, SCOPE=condition or "1"))
+        enter.append(
+            _fill(
+                SYSCALLS_ENTER,
+                NR_TEST=nr_test,
+                SCOPE=condition or "1",
+                IN_MOUNT_BIT=_hex(IN_MOUNT_SYSCALL_BIT),
+            )
+        )
         leave.append(_fill(SYSCALLS_EXIT, NR_TEST=nr_test))
         sections.append("syscalls")
     elif families:
@@ -460,8 +568,31 @@ def build_program(
         parts.append(_fill(MOUNTINFO_TP, SCOPE_PRED=pred))
         sections.append("mountinfo")
     if enter:
-        parts.append(_fill(RAW_SYSCALLS, ENTER="".join(enter).rstrip("\n"), EXIT="".join(leave).rstrip("\n")))
-    if locks:
+        parts.append(
+            _fill(
+                RAW_SYSCALLS,
+                ENTER="".join(enter).rstrip("\n"),
+                EXIT="".join(leave).rstrip("\n"),
+                TIME_MASK=_hex(IN_MOUNT_SYSCALL_BIT - 1),
+            )
+        )
+    if locks and families and stack_sample_every and int(stack_sample_every) > 1:
+        # raw_syscalls layout: @start carries the mount-syscall bit; per-syscall layout:
+        # @sc_start holds mount-family syscalls only.
+        in_mount = "@start[tid] >= %s" % _hex(IN_MOUNT_SYSCALL_BIT) if numbers else "@sc_start[tid]"
+        parts.append(
+            _fill(
+                LOCKS_SAMPLED,
+                SCOPE_PRED=pred,
+                STACK_DEPTH=str(STACK_DEPTH),
+                IN_MOUNT_SYSCALL=in_mount,
+                PF_KTHREAD="0x00200000",
+                FIRST=str(STACK_SAMPLE_FIRST),
+                EVERY=str(int(stack_sample_every)),
+            )
+        )
+        sections.append("locks_sampled")
+    elif locks:
         parts.append(_fill(LOCKS, SCOPE_PRED=pred, STACK_DEPTH=str(STACK_DEPTH)))
         sections.append("locks")
     if kfuncs:
@@ -477,6 +608,10 @@ def build_program(
     clears = ["  clear(%s);" % m for m in ["@t0", "@elapsed_ns"] + printed + used]
     footer = _fill(FOOTER, DURATION=str(duration), PRINTS="\n".join(prints), CLEARS="\n".join(clears))
     return body + "\n" + footer.strip("\n") + "\n"
+
+
+def _hex(value):
+    return "0x%x" % value
 
 
 def _strip_comments(text):
@@ -505,7 +640,15 @@ def main(argv):
     kfuncs = [(n, "kprobe:%s" % n) for n in KERNEL_FUNCTIONS] if "--kprobes" in argv else None
     numbers = None if "--tracepoints" in argv else SYSCALL_NUMBERS.get(os.uname().machine)
     sys.stdout.write(
-        build_program(duration, SYSCALL_FAMILIES, locks=True, mountinfo=True, kfuncs=kfuncs, numbers=numbers)
+        build_program(
+            duration,
+            SYSCALL_FAMILIES,
+            locks=True,
+            mountinfo=True,
+            kfuncs=kfuncs,
+            numbers=numbers,
+            stack_sample_every=STACK_SAMPLE_EVERY,
+        )
     )
     return 0
 

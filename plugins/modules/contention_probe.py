@@ -20,7 +20,9 @@ description:
     then SIGINT, then SIGKILL); bpftrace runs in its own process group and dies with the module.
   - Baseline probes are tracepoints (C(raw_syscalls), C(lock:contention_begin/end)); they work on
     kernels without kprobes. Lock-wait attribution looks for C(fs/namespace.c) and
-    C(fs/pnode.c) functions in the waiter's kernel stack.
+    C(fs/pnode.c) functions in the waiter's kernel stack; waits inside mount-family syscalls and
+    in kernel threads are all counted but only a sample takes a stack (O(stack_sample_every)),
+    see RV(contention.attribution).
   - Needs root. If tracefs is not mounted the module mounts it at C(/sys/kernel/tracing) (see
     O(mount_tracefs)) and says so in RV(capabilities.tracefs.mounted_by_probe).
 author:
@@ -117,6 +119,17 @@ options:
         description: A family's p99 is judged only with at least this many completed calls.
         type: int
         default: 20
+  stack_sample_every:
+    description:
+      - Lock waits inside mount-family syscalls and in kernel threads take a kernel stack 1 in this
+        many times (at random), plus the first 8 per CPU and kind; they are still counted and timed
+        exactly. Their mount-code share is estimated from the sampled stacks, see
+        RV(contention.attribution). Every other wait takes its stack.
+      - A stack walk costs several microseconds per contended lock, most of the probe's overhead
+        in a mount storm. V(1) takes a stack for every wait (exact attribution, that cost).
+      - Sampling needs the C(syscalls) section in O(measure); without it every wait takes a stack.
+    type: int
+    default: 32
   top:
     description: Length of the top lists (comms, namespaces, stacks, readers).
     type: int
@@ -153,7 +166,9 @@ notes:
   - Latency percentiles are estimated from log2 histograms (within a factor of two).
   - Lock waits come from C(lock:contention_begin/end) (Linux 5.19+); a wait counts as mount code
     when its kernel stack (16 frames) holds an C(fs/namespace.c)/C(fs/pnode.c) function or a
-    mount syscall entry.
+    mount syscall entry. With stack sampling the mount/other split of waits inside mount-family
+    syscalls and in kernel threads is estimated per CPU from their sampled stacks; wait counts
+    and times stay exact.
   - Mountinfo readers are tracked through C(openat) of C(*/mountinfo) under C(/proc) and the
     C(read)s on that file descriptor; 32-bit compat syscalls are not traced.
   - Never probes C(lock_mount_hash) or C(namespace_lock) (always inline).
@@ -358,7 +373,9 @@ contention:
       description: Total wait time, all code.
       type: float
     mount:
-      description: C(waits), C(wait_ms), C(waits_per_sec), C(wait_ms_per_sec) for waits attributed to mount code.
+      description: >-
+        C(waits), C(wait_ms), C(waits_per_sec), C(wait_ms_per_sec) for waits attributed to mount code
+        (estimates where stacks were sampled, see RV(contention.attribution)).
       type: dict
     other:
       description: C(waits), C(wait_ms), C(wait_ms_per_sec) for all other waits.
@@ -382,7 +399,10 @@ contention:
         1 = even). Null with one node or no mount waits.
       type: float
     top_mount_stacks:
-      description: Heaviest mount-code stacks, C(lock) kind, C(frames), C(waits), C(wait_ms), C(cpus).
+      description: >-
+        Heaviest mount-code stacks, C(lock) kind, C(frames), C(waits), C(wait_ms), C(cpus),
+        C(estimated) (true when sampled stacks stand in for unsampled waits: each sampled wait counts
+        for total/sampled waits of its kind and CPU), C(sampled_waits) (sampled waits behind the row).
       type: list
       elements: dict
     top_other_stacks:
@@ -395,6 +415,44 @@ contention:
     truncated:
       description: The (CPU, stack) map reached bpftrace's key limit (4096); later new stacks were not counted.
       type: bool
+    attribution:
+      description: How waits were attributed to mount code.
+      type: dict
+      contains:
+        method:
+          description: >-
+            C(all_stacks) (every wait took its kernel stack: exact) or C(sampled_stacks) (waits inside
+            mount-family syscalls and in kernel threads are counted and timed exactly per CPU, a
+            sample takes stacks, and each such per-CPU total is split by the mount-code share of its
+            sample: waits by sampled waits, time by sampled time; every other wait takes its stack).
+          type: str
+          sample: sampled_stacks
+        sample_every:
+          description: One in this many waits of the sampled kinds took a stack (O(stack_sample_every)); 1 for C(all_stacks).
+          type: int
+          sample: 32
+        first_per_cpu:
+          description: The first this many waits per CPU and kind always took a stack (null for C(all_stacks)).
+          type: int
+          sample: 8
+        stacked_waits:
+          description: Waits attributed exactly by their own stack.
+          type: int
+        sampled_kinds:
+          description: >-
+            Per sampled kind (C(mount_syscall), C(kernel_thread)) C(waits) (exact) and C(sampled)
+            (how many of them took a stack).
+          type: dict
+          sample: {mount_syscall: {waits: 18858, sampled: 679}}
+        sampled_waits:
+          description: Sampled waits with a stack, all kinds.
+          type: int
+        estimated_waits:
+          description: Waits whose mount/other split is estimated from samples (exact in RV(contention.waits)).
+          type: int
+        unattributed_waits:
+          description: Waits of a kind that got no sample at all (a full stack map); counted as other.
+          type: int
 mountinfo:
   description: Readers of C(/proc/*/mountinfo); null when not measured.
   returned: always
@@ -505,6 +563,7 @@ def get_argument_spec():
                 "min_calls_for_latency": {"type": "int", "default": 20},
             },
         },
+        "stack_sample_every": {"type": "int", "default": programs.STACK_SAMPLE_EVERY},
         "top": {"type": "int", "default": 10},
         "mount_tracefs": {"type": "bool", "default": True},
         "bpftrace_path": {"type": "path"},
@@ -593,6 +652,8 @@ def main():
         module.fail_json(msg="duration must be at least 1 second")
     if params["top"] < 1:
         module.fail_json(msg="top must be at least 1")
+    if params["stack_sample_every"] < 1:
+        module.fail_json(msg="stack_sample_every must be at least 1")
     timeout = params["timeout"] if params["timeout"] is not None else params["duration"] + 30
     if timeout < 1:
         module.fail_json(msg="timeout must be at least 1 second")
@@ -600,7 +661,7 @@ def main():
     pidns = scope_inum(module, params["scope_pid"]) if params["scope_pid"] is not None else None
 
     caps = detect_capabilities(module)
-    plan, coverage = detect.plan_sections(caps, params["measure"])
+    plan, coverage = detect.plan_sections(caps, params["measure"], params["stack_sample_every"])
     result = {"changed": False, "capabilities": caps, "coverage": coverage}
     for key in ("syscalls", "contention", "mountinfo", "kernel_functions"):
         result[key] = None

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from ansible_collections.mountops.fleet.plugins.module_utils import _probe as probe
 from ansible_collections.mountops.fleet.plugins.module_utils import _probe_programs as programs
 from ansible_collections.mountops.fleet.plugins.modules import contention_probe
 from tests.probe_workload import Host
@@ -84,10 +85,32 @@ def needs_bpftrace():
     "kwargs",
     [
         {"families": programs.SYSCALL_FAMILIES, "locks": True, "mountinfo": True, "numbers": X86},
+        {
+            "families": programs.SYSCALL_FAMILIES,
+            "locks": True,
+            "mountinfo": True,
+            "numbers": X86,
+            "stack_sample_every": programs.STACK_SAMPLE_EVERY,
+        },
         {"families": programs.SYSCALL_FAMILIES, "locks": True, "mountinfo": True, "pidns_inum": 4026531836},
+        {
+            "families": programs.SYSCALL_FAMILIES,
+            "locks": True,
+            "mountinfo": True,
+            "pidns_inum": 4026531836,
+            "stack_sample_every": 7,
+        },
+        {"locks": True, "mountinfo": True, "numbers": X86, "stack_sample_every": 32},
         {"kfuncs": [(n, "kprobe:" + n) for n in programs.KERNEL_FUNCTIONS], "pidns_inum": 4026531836},
     ],
-    ids=["raw_syscalls", "syscall_tracepoints_scoped", "kprobes"],
+    ids=[
+        "raw_syscalls",
+        "raw_syscalls_sampled_stacks",
+        "syscall_tracepoints_scoped",
+        "syscall_tracepoints_scoped_sampled_stacks",
+        "locks_without_syscalls",
+        "kprobes",
+    ],
 )
 def test_every_program_variant_compiles(tmp_path, kwargs):
     """bpftrace --emit-elf is a dry run: full semantic check and codegen, nothing attached."""
@@ -144,6 +167,15 @@ def test_mount_storm_is_attributed_to_mount_syscalls_and_mount_locks(run_module)
     assert contention["mount"]["waits"] > 0 and contention["mount_share"] > 0.5
     assert contention["top_mount_stacks"][0]["frames"]
     assert contention["by_node"][0]["mount_waits"] == contention["mount"]["waits"]
+    # Waits inside the mount syscalls were counted exactly and only a sample walked its stack;
+    # the sampled stacks still show the mount code (the storm's umount -> namespace_unlock).
+    attribution = contention["attribution"]
+    assert attribution["method"] == "sampled_stacks"
+    in_syscalls = attribution["sampled_kinds"]["mount_syscall"]
+    assert 0 < in_syscalls["sampled"] < in_syscalls["waits"]
+    assert contention["waits"] == attribution["stacked_waits"] + attribution["estimated_waits"]
+    top = contention["top_mount_stacks"][0]
+    assert top["estimated"] and any(probe.is_mount_frame(probe.frame_name(f)) for f in top["frames"])
     assert result["mountinfo"]["opens"] == 0
 
 

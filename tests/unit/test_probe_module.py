@@ -50,8 +50,8 @@ def fake_host(tmp_path, monkeypatch):
     (node0.parent / "online").write_text("0\n")
     monkeypatch.setattr(detect, "TRACEFS_CANDIDATES", (tracefs,))
     monkeypatch.setenv("FAKE_DIR", str(tmp_path))
-    monkeypatch.setenv("FAKE_STDOUT", os.path.join(FIXTURES, "storm.stdout"))
-    monkeypatch.setenv("FAKE_STDERR", os.path.join(FIXTURES, "storm.stderr"))
+    monkeypatch.setenv("FAKE_STDOUT", os.path.join(FIXTURES, "storm_sampled.stdout"))
+    monkeypatch.setenv("FAKE_STDERR", os.path.join(FIXTURES, "storm_sampled.stderr"))
     return {
         "bpftrace_path": _script(tmp_path / "bpftrace", FAKE_BPFTRACE),
         "sysfs_root": make_sysfs(tmp_path / "sys"),
@@ -94,6 +94,25 @@ def test_storm_run_end_to_end(run_module, fake_host, check_mode):
     assert result["ansible_facts"]["mountops_contention_probe"]["verdict"] == result["verdict"]
     sent = fake_host["program"].read_text()
     assert sent == result["program"] and "interval:s:2" in sent and "pid_ns_for_children" in sent
+    assert "rand % 32 != 0" in sent  # the default stack_sample_every
+    attribution = result["contention"]["attribution"]
+    assert attribution["method"] == "sampled_stacks" and attribution["sample_every"] == 32
+    assert 0 < attribution["sampled_waits"] < attribution["estimated_waits"]
+
+
+def test_stack_sample_every_reaches_program_and_result(run_module, fake_host, monkeypatch):
+    result = run_module(contention_probe.main, _args(fake_host, stack_sample_every=5))
+    assert "rand % 5 != 0" in fake_host["program"].read_text()
+    assert result["contention"]["attribution"]["sample_every"] == 5
+    by_item = {c["item"]: c for c in result["coverage"]}
+    assert "1 in 5" in by_item["lock_contention"]["via"]
+    # every wait takes a stack: replay a capture of that program
+    monkeypatch.setenv("FAKE_STDOUT", os.path.join(FIXTURES, "storm.stdout"))
+    result = run_module(contention_probe.main, _args(fake_host, stack_sample_every=1))
+    sent = fake_host["program"].read_text()
+    assert "rand" not in sent and "@lk_tot" not in sent
+    assert result["contention"]["attribution"]["method"] == "all_stacks"
+    assert "every wait" in {c["item"]: c for c in result["coverage"]}["lock_contention"]["via"]
 
 
 def test_version_falls_back_to_dash_dash_version(run_module, fake_host, tmp_path):
@@ -138,6 +157,7 @@ def test_missing_bpftrace_warn_and_skip(run_module, fake_host, on_missing, key):
         ({"measure": ["kfuncs"]}, "no usable probe for kfuncs"),
         ({"duration": 0}, "duration must be at least 1"),
         ({"top": 0}, "top must be at least 1"),
+        ({"stack_sample_every": 0}, "stack_sample_every must be at least 1"),
         ({"timeout": 0}, "timeout must be at least 1"),
         ({"scope_pid": 2**22 + 12345}, "reading the pid namespace of scope_pid"),
     ],
