@@ -10,8 +10,8 @@ by one bpftrace process (one compile, one attach, one set of maps):
     HEADER + SYSCALLS + LOCKS + MOUNTINFO + KFUNCS + FOOTER
 
 Placeholders (``{{NAME}}``) are filled by :func:`build_program`; nothing else is generated.
-``tests/unit/test_probe_programs.py`` compiles every combination with ``bpftrace --emit-elf``
-(a dry run: no attach) and ``tests/integration/test_probe_live.py`` attaches them.
+``tests/integration/test_probe_live.py`` compiles every combination with ``bpftrace --emit-elf``
+(a dry run: no attach) and attaches them against real workloads.
 
 Print a complete program for hand use (``bpftrace -f json prog.bt``) with::
 
