@@ -270,7 +270,7 @@ PLAN = {
         ("propagate_one.constprop.0+8", "propagate_one", True),
         ("__x64_sys_umount+127", "__x64_sys_umount", True),
         ("__arm64_sys_open_tree+20", "__arm64_sys_open_tree", True),
-        # the RCU callback that frees unmounted mounts, in ksoftirqd/rcuc (helper noticed these)
+        # the RCU callback that frees unmounted mounts runs in ksoftirqd or rcuc kthreads
         ("delayed_free_vfsmnt+24", "delayed_free_vfsmnt", True),
         ("mnt_free_id.isra.0+9", "mnt_free_id", True),
         ("__x64_sys_mkdir+69", "__x64_sys_mkdir", False),
