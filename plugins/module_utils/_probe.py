@@ -350,7 +350,7 @@ def _stats(value):
 
 
 def _lock_rows(out):
-    """Every lock-wait row of the output as (kind, cpu, frames, waits, wait_ns, sampled).
+    """Every lock-wait row of the output as (kind, cpu, frames, waits, wait_ns, sampled, mount).
 
     kind 0: a wait that took its stack (``@lk``, exact). kinds 1 and 2 (``@lk_smp``): the
     sampled waits of the kinds that are counted exactly per CPU in ``@lk_tot``.
@@ -359,12 +359,20 @@ def _lock_rows(out):
     for key, value in (out.get("@lk") or {}).items():
         cpu_text, stack_text = parse.split_key(key, 2)
         waits, wait_ns = _stats(value)
-        rows.append((0, _int(cpu_text), stack_frames(stack_text), waits, wait_ns, False))
+        frames = stack_frames(stack_text)
+        rows.append((0, _int(cpu_text), frames, waits, wait_ns, False, _holds_mount_code(frames)))
     for key, value in (out.get("@lk_smp") or {}).items():
         kind_text, cpu_text, stack_text = parse.split_key(key, 3)
         waits, wait_ns = _stats(value)
-        rows.append((_int(kind_text), _int(cpu_text), stack_frames(stack_text), waits, wait_ns, True))
+        frames = stack_frames(stack_text)
+        rows.append(
+            (_int(kind_text), _int(cpu_text), frames, waits, wait_ns, True, _holds_mount_code(frames))
+        )
     return rows
+
+
+def _holds_mount_code(frames):
+    return any(is_mount_frame(frame_name(f)) for f in frames)
 
 
 def _scale(total, part, whole):
@@ -394,10 +402,9 @@ def analyse_locks(out, seconds, cpu_nodes, top, sample_every=None):
 
     # Sampled waits per (kind, CPU) and per kind, all and mount code: [waits, ns, mount waits, mount ns].
     sampled_by, sampled_kind = {}, {}
-    for kind, cpu, frames, waits, wait_ns, sampled in rows:
+    for kind, cpu, _frames, waits, wait_ns, sampled, mount in rows:
         if not sampled:
             continue
-        mount = any(is_mount_frame(frame_name(f)) for f in frames)
         for table, key in ((sampled_by, (kind, cpu)), (sampled_kind, kind)):
             acc = table.setdefault(key, [0, 0, 0, 0])
             acc[0] += waits
@@ -412,8 +419,7 @@ def analyse_locks(out, seconds, cpu_nodes, top, sample_every=None):
     def cpu_row(cpu):
         return per_cpu.setdefault(cpu, {"waits": 0, "wait_ns": 0, "mount_waits": 0, "mount_wait_ns": 0.0})
 
-    for kind, cpu, frames, waits, wait_ns, sampled in rows:
-        mount = any(is_mount_frame(frame_name(f)) for f in frames)
+    for kind, cpu, frames, waits, wait_ns, sampled, mount in rows:
         if sampled:
             total_waits, total_ns = totals_by.get((kind, cpu), (0, 0))
             acc = sampled_by[(kind, cpu)]
