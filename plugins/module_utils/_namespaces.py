@@ -22,6 +22,7 @@ from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import (
     TableScan,
     scan_mountinfo,
 )
+from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import read_record
 
 _GONE = (errno.ENOENT, errno.ESRCH, errno.EINVAL)  # exited, or a zombie without a mount ns
 _DENIED = (errno.EACCES, errno.EPERM)
@@ -212,31 +213,6 @@ def _read_bytes(path, chunk=1 << 17):
         os.close(fd)
 
 
-_SMALL = 1 << 16
-
-
-def _read_small(path):
-    """A small single-record procfs file (comm, cgroup): its show() output comes whole in one
-    read, so a read that returns less than asked is the whole file and needs no EOF read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, _SMALL)
-        if len(data) == _SMALL:
-            parts = [data]
-            while data:
-                data = os.read(fd, _SMALL)
-                parts.append(data)
-            data = b"".join(parts)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data.decode("utf-8", "replace").strip()
-
-
 def namespace_key(proc_root, pid):
     st = os.stat("%s/%s/ns/mnt" % (proc_root, pid))
     return st.st_dev, st.st_ino
@@ -254,7 +230,7 @@ def host_namespace(proc_root, key_of):
         return key_of(1), "pid 1"
     except OSError as err:
         first_error = err
-    if _read_small("%s/2/comm" % proc_root) == "kthreadd":
+    if read_record("%s/2/comm" % proc_root) == "kthreadd":
         try:
             return key_of(2), "kthreadd (pid 1 unreadable: %s)" % first_error.strerror
         except OSError:
@@ -355,8 +331,8 @@ def read_statmount(reader, proc_root, ns):
 
 def _attribute(proc_root, ns, runc_pids):
     base = "%s/%d/" % (proc_root, ns.pid if ns.pid is not None else ns.pids[0])
-    ns.comm = _read_small(base + "comm")
-    cgroup_text = _read_small(base + "cgroup")
+    ns.comm = read_record(base + "comm")
+    cgroup_text = read_record(base + "cgroup")
     ns.cgroup = cgroup_path(cgroup_text) if cgroup_text else None
     runc = None
     for pid in ns.pids:

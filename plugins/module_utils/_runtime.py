@@ -24,7 +24,7 @@ from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_adv
 from ansible_collections.mountops.fleet.plugins.module_utils import _runtime_config as cfg
 from ansible_collections.mountops.fleet.plugins.module_utils._mountinfo import MountinfoError, parse_mountinfo
 from ansible_collections.mountops.fleet.plugins.module_utils._namespaces import host_namespace
-from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import read_text
+from ansible_collections.mountops.fleet.plugins.module_utils._sysfs import read_record, read_text
 
 SCHEMA_VERSION = 1
 
@@ -222,7 +222,7 @@ class Collector:
         for entry in entries:
             if not entry.isdigit():
                 continue
-            comm = read_text(os.path.join(self.proc_root, entry, "comm"))
+            comm = read_record(os.path.join(self.proc_root, entry, "comm"))
             if comm in wanted:
                 found.setdefault(comm, []).append(int(entry))
         for pids in found.values():
@@ -729,7 +729,7 @@ class Collector:
     def _alive(self, pid, start):
         if not pid:
             return False
-        stat = read_text(os.path.join(self.proc_root, str(pid), "stat"))
+        stat = read_record(os.path.join(self.proc_root, str(pid), "stat"))
         if stat is None:
             return False
         if start is not None:

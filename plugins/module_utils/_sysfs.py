@@ -82,6 +82,36 @@ def read_text(path, default=None):
         return default
 
 
+_RECORD_MAX = 1 << 16
+
+
+def read_record(path, default=None):
+    """``read_text`` for a single-record file, in one ``read()`` and no EOF read (hot paths).
+
+    Valid where the whole content comes in one read when the buffer is large enough: regular
+    files, sysfs attributes and single-record procfs files (``comm``, ``cgroup``, ``stat``,
+    whose show() runs once). Not for multi-record seq files (``mountinfo``, ``kallsyms``), where
+    a short read is not the end: use ``read_text`` there.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return default
+    try:
+        data = os.read(fd, _RECORD_MAX)
+        if len(data) == _RECORD_MAX:  # larger than one record can be: read on to the end
+            parts = [data]
+            while data:
+                data = os.read(fd, _RECORD_MAX)
+                parts.append(data)
+            data = b"".join(parts)
+    except OSError:
+        return default
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").strip()
+
+
 def read_int(path, default=None):
     text = read_text(path)
     if text is None:

@@ -51,3 +51,16 @@ def test_cpu_node_map_without_numa_dir(tmp_path):
 def test_cpu_node_map_this_machine_covers_every_present_cpu():
     present = _sysfs.parse_range_list(_sysfs.read_text("/sys/devices/system/cpu/present"))
     assert sorted(_sysfs.cpu_node_map("/sys")) == present
+
+
+def test_read_record_matches_read_text_on_single_record_files(tmp_path):
+    read_record, read_text = _sysfs.read_record, _sysfs.read_text
+    for path in ("/proc/self/comm", "/proc/self/cgroup", "/proc/sys/kernel/osrelease"):
+        assert read_record(path) == read_text(path) and read_record(path)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (1 << 16) + b"tail\n")  # more than one read's worth: read to the end
+    assert read_record(str(big)) == "x" * (1 << 16) + "tail"
+    exact = tmp_path / "exact"
+    exact.write_bytes(b"y" * (1 << 16))
+    assert read_record(str(exact)) == "y" * (1 << 16)
+    assert read_record(str(tmp_path / "missing"), "gone") == "gone"
