@@ -56,9 +56,8 @@ def _parents(proc_root="/proc"):
     return parents, comms
 
 
-def descendants(root_pid, proc_root="/proc"):
+def _descendants(root_pid, parents, comms):
     """{pid: comm} of every live process below ``root_pid``."""
-    parents, comms = _parents(proc_root)
     found = {}
     for pid in parents:
         seen = set()
@@ -77,7 +76,7 @@ def snapshot(root_pid=None, proc_root="/proc"):
     return {
         "mounts": _mounts(proc_root),
         "bpftrace": sorted(pid for pid, comm in comms.items() if comm == "bpftrace"),
-        "children": descendants(root_pid or os.getpid(), proc_root),
+        "children": _descendants(root_pid or os.getpid(), parents, comms),
         "scratch": sorted(path for pattern in SCRATCH_GLOBS for path in glob.glob(pattern)),
     }
 
