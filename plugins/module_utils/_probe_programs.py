@@ -93,45 +93,26 @@ BEGIN
 # target. Any enabled syscall tracepoint already sends every syscall through the tracing slow
 # path, so the extra cost of raw_syscalls is one short BPF predicate per syscall.
 # Numbers: arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h (arm64
-# shares the generic table; both agree from 428 up). 32-bit compat syscalls are not covered.
+# shares the generic table). From 428 up every architecture uses the same numbers, kept once in
+# _GENERIC_NUMBERS. 32-bit compat syscalls are not covered.
+_GENERIC_NUMBERS = {
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "mount_setattr": 442,
+    "statmount": 457,
+    "listmount": 458,
+}
 SYSCALL_NUMBERS = {
-    "x86_64": {
-        "mount": 165,
-        "umount": 166,
-        "unshare": 272,
-        "setns": 308,
-        "open_tree": 428,
-        "move_mount": 429,
-        "fsopen": 430,
-        "fsconfig": 431,
-        "fsmount": 432,
-        "fspick": 433,
-        "mount_setattr": 442,
-        "statmount": 457,
-        "listmount": 458,
-        "read": 0,
-        "open": 2,
-        "close": 3,
-        "openat": 257,
-    },
-    "aarch64": {
-        "mount": 40,
-        "umount": 39,
-        "unshare": 97,
-        "setns": 268,
-        "open_tree": 428,
-        "move_mount": 429,
-        "fsopen": 430,
-        "fsconfig": 431,
-        "fsmount": 432,
-        "fspick": 433,
-        "mount_setattr": 442,
-        "statmount": 457,
-        "listmount": 458,
-        "read": 63,
-        "close": 57,
-        "openat": 56,
-    },
+    "x86_64": dict(
+        _GENERIC_NUMBERS, mount=165, umount=166, unshare=272, setns=308, read=0, open=2, close=3, openat=257
+    ),
+    "aarch64": dict(
+        _GENERIC_NUMBERS, mount=40, umount=39, unshare=97, setns=268, read=63, close=57, openat=56
+    ),
 }
 
 RAW_SYSCALLS = r"""
