@@ -211,15 +211,15 @@ def run_scenario(spec, timeout=300, born_on_cpu=None):
     every CPU again: namespace ids come from per-CPU batches, and which CPU a namespace is born
     on decides what the kernel lets the scenario bind (see :func:`_pin_new_namespace`).
     """
-    cmd = ISOLATED + [sys.executable, os.path.abspath(__file__), json.dumps(spec)]
-    preexec = None
+    scenario = [sys.executable, os.path.abspath(__file__), json.dumps(spec)]
+    widen, preexec = [], None
     if born_on_cpu is not None:
-        every = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
-        cmd = ISOLATED + ["taskset", "--cpu-list", every] + cmd[len(ISOLATED) :]
+        widen = ["taskset", "--cpu-list", ",".join(map(str, sorted(os.sched_getaffinity(0))))]
 
         def preexec():
             os.sched_setaffinity(0, {born_on_cpu})
 
+    cmd = ISOLATED + widen + scenario
     done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, preexec_fn=preexec)  # noqa: PLW1509
     if done.returncode != 0:
         raise RuntimeError(
